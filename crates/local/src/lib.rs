@@ -1,0 +1,14 @@
+//! fanout-local: the local stack fanout runs its tests and demo on.
+//!
+//! - [`stack`]: starts DynamoDB Local (`-sharedDb -inMemory`) and ministack on free loopback
+//!   ports, and stops them again (also when the process running them is interrupted).
+//! - [`resources`]: the local copies of what the CDK app creates: tables and queues.
+//! - [`testing`]: what integration tests share: SDK config that refuses any non-loopback
+//!   endpoint, unique resource names, fixtures from `events/`.
+
+pub mod resources;
+pub mod stack;
+pub mod testing;
+
+/// Region the local stack uses. DynamoDB Local with `-sharedDb` ignores it.
+pub const LOCAL_REGION: &str = "us-east-1";
