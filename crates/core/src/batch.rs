@@ -203,8 +203,7 @@ impl BatchProcessor {
         event: Event,
         deadline: SystemTime,
         work: Arc<H>,
-    ) -> Result<DynamoDbEventResponse, BatchError>
-    {
+    ) -> Result<DynamoDbEventResponse, BatchError> {
         let report = self.run(event, deadline, work).await?;
         report.metrics.emit(&self.consumer);
         Ok(report.response)
@@ -217,8 +216,7 @@ impl BatchProcessor {
         event: Event,
         deadline: SystemTime,
         work: Arc<H>,
-    ) -> Result<BatchReport, BatchError>
-    {
+    ) -> Result<BatchReport, BatchError> {
         let records: Vec<Arc<EventRecord>> = event.records.into_iter().map(Arc::new).collect();
         let lease = Lease::until_deadline(deadline);
         let semaphore = Arc::new(Semaphore::new(self.max_concurrency.get()));
@@ -310,8 +308,7 @@ async fn run_key<H: RecordHandler>(
     group: Vec<(usize, Arc<EventRecord>)>,
     lease: Lease,
     work: Arc<H>,
-) -> Vec<(usize, RecordResult)>
-{
+) -> Vec<(usize, RecordResult)> {
     let mut results = Vec::with_capacity(group.len());
     let mut stopped = false;
     for (index, record) in group {
@@ -342,8 +339,7 @@ async fn run_record<H: RecordHandler>(
     record: Arc<EventRecord>,
     lease: Lease,
     work: &Arc<H>,
-) -> RecordResult
-{
+) -> RecordResult {
     let input = RecordInput {
         record: Arc::clone(&record),
         lease,
@@ -376,7 +372,10 @@ async fn run_record<H: RecordHandler>(
         }
         Err(join_error) => {
             let reason = if join_error.is_panic() {
-                format!("record work panicked: {}", panic_message(join_error.into_panic()))
+                format!(
+                    "record work panicked: {}",
+                    panic_message(join_error.into_panic())
+                )
             } else {
                 format!("record work was cancelled: {join_error}")
             };

@@ -82,7 +82,10 @@ impl std::fmt::Display for ImageSide {
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
     #[error("record {event_id}: unknown eventName {event_name:?}")]
-    UnknownEventName { event_id: String, event_name: String },
+    UnknownEventName {
+        event_id: String,
+        event_name: String,
+    },
     #[error("record {event_id}: {side} attribute `{attribute}`: {reason}")]
     Image {
         event_id: String,
@@ -209,12 +212,7 @@ fn scalar_text(value: &AttributeValue) -> String {
 pub fn changed_attributes(old: &Item, new: &Item) -> BTreeSet<String> {
     old.keys()
         .chain(new.keys())
-        .filter(|name| {
-            !same_value(
-                old.get(name.as_str()),
-                new.get(name.as_str()),
-            )
-        })
+        .filter(|name| !same_value(old.get(name.as_str()), new.get(name.as_str())))
         .cloned()
         .collect()
 }

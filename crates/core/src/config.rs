@@ -81,10 +81,13 @@ impl Env {
     {
         match self.optional(name) {
             None => Ok(default),
-            Some(raw) => raw.trim().parse().map_err(|e: T::Err| ConfigError::Malformed {
-                name: name.to_owned(),
-                reason: format!("{raw:?}: {e}"),
-            }),
+            Some(raw) => raw
+                .trim()
+                .parse()
+                .map_err(|e: T::Err| ConfigError::Malformed {
+                    name: name.to_owned(),
+                    reason: format!("{raw:?}: {e}"),
+                }),
         }
     }
 

@@ -319,7 +319,9 @@ fn n(value: u128) -> AttributeValue {
 }
 
 fn text<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Option<&'a str> {
-    item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
 }
 
 fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Option<u64> {
@@ -329,7 +331,9 @@ fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Option<u64> {
 }
 
 fn epoch_millis(at: SystemTime) -> u128 {
-    at.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis()
+    at.duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis()
 }
 
 fn epoch_secs(at: SystemTime) -> u128 {

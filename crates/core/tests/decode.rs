@@ -8,7 +8,8 @@ use fanout_core::{
 use fanout_local::testing::fixture_text;
 
 fn records(fixture: &str) -> Vec<EventRecord> {
-    let event: Event = serde_json::from_str(&fixture_text(fixture)).expect("fixture parses as a DynamoDB event");
+    let event: Event =
+        serde_json::from_str(&fixture_text(fixture)).expect("fixture parses as a DynamoDB event");
     event.records
 }
 
@@ -21,7 +22,11 @@ fn only(fixture: &str) -> EventRecord {
 #[test]
 fn modify_decodes_both_images() {
     let change = Change::<User>::from_record(&only("user-upgrade-free-to-pro.json")).unwrap();
-    let Change::Modify { old: Some(old), new: Some(new) } = change else {
+    let Change::Modify {
+        old: Some(old),
+        new: Some(new),
+    } = change
+    else {
         panic!("expected a modify with both images");
     };
     assert_eq!(old.plan, Plan::Free);
@@ -78,7 +83,10 @@ fn aws_record_shapes_decode_and_unknown_attributes_are_ignored() {
     }
     let rich = Change::<Rich>::from_record(&all[0]).unwrap();
     let rich = rich.new_image().unwrap();
-    assert_eq!(rich.avatar.0, vec![0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a]);
+    assert_eq!(
+        rich.avatar.0,
+        vec![0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a]
+    );
     assert_eq!(rich.address.city, "Hampton");
     assert_eq!(rich.address.zip, 23666);
     assert_eq!(rich.tags, vec!["beta", "early"]);
@@ -108,7 +116,13 @@ fn ttl_delete_is_recognised() {
 #[test]
 fn application_delete_is_not_ttl() {
     let change = Change::<User>::from_record(&only("user-remove.json")).unwrap();
-    assert!(matches!(change, Change::Remove { by: Remover::Application, .. }));
+    assert!(matches!(
+        change,
+        Change::Remove {
+            by: Remover::Application,
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -116,7 +130,12 @@ fn undecodable_image_names_record_and_attribute() {
     let record = only("poison-undecodable-image.json");
     let err = Change::<User>::from_record(&record).unwrap_err();
     match &err {
-        DecodeError::Image { event_id, side, attribute, .. } => {
+        DecodeError::Image {
+            event_id,
+            side,
+            attribute,
+            ..
+        } => {
             assert_eq!(event_id, "8b9c0d1e2f3a4b4c5d6e7f8091a2b3c4");
             assert_eq!(*side, ImageSide::New);
             assert_eq!(attribute, "version");
@@ -124,7 +143,10 @@ fn undecodable_image_names_record_and_attribute() {
         other => panic!("unexpected error {other:?}"),
     }
     let text = err.to_string();
-    assert!(text.contains("8b9c0d1e2f3a4b4c5d6e7f8091a2b3c4") && text.contains("`version`"), "{text}");
+    assert!(
+        text.contains("8b9c0d1e2f3a4b4c5d6e7f8091a2b3c4") && text.contains("`version`"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -160,7 +182,10 @@ fn plan_change(fixture: &str) -> Option<PlanChange> {
 #[test]
 fn plan_changes_from_fixtures() {
     let upgrade = plan_change("user-upgrade-free-to-pro.json").unwrap();
-    assert_eq!((upgrade.from.clone(), upgrade.to.clone()), (Some(Plan::Free), Some(Plan::Pro)));
+    assert_eq!(
+        (upgrade.from.clone(), upgrade.to.clone()),
+        (Some(Plan::Free), Some(Plan::Pro))
+    );
     assert_eq!(upgrade.direction(), PlanDirection::Upgrade);
     assert_eq!(upgrade.paid_upgrade(), Some(&Plan::Pro));
 
@@ -177,7 +202,10 @@ fn plan_changes_from_fixtures() {
     assert_eq!(free_insert.paid_upgrade(), None);
 
     let remove = plan_change("user-remove.json").unwrap();
-    assert_eq!((remove.from.clone(), remove.to.clone()), (Some(Plan::Enterprise), None));
+    assert_eq!(
+        (remove.from.clone(), remove.to.clone()),
+        (Some(Plan::Enterprise), None)
+    );
     assert_eq!(remove.direction(), PlanDirection::Downgrade);
 
     // A modify that leaves the plan alone is no plan change.
@@ -186,7 +214,11 @@ fn plan_changes_from_fixtures() {
 
 #[test]
 fn enterprise_to_pro_is_a_downgrade_not_a_welcome() {
-    let change = PlanChange { user_id: "u".into(), from: Some(Plan::Enterprise), to: Some(Plan::Pro) };
+    let change = PlanChange {
+        user_id: "u".into(),
+        from: Some(Plan::Enterprise),
+        to: Some(Plan::Pro),
+    };
     assert_eq!(change.direction(), PlanDirection::Downgrade);
     assert_eq!(change.paid_upgrade(), None);
 }
@@ -195,11 +227,17 @@ fn enterprise_to_pro_is_a_downgrade_not_a_welcome() {
 fn field_diff_names_changed_top_level_attributes() {
     let record = only("user-name-change.json");
     let changed = changed_attributes(&record.change.old_image, &record.change.new_image);
-    assert_eq!(changed.into_iter().collect::<Vec<_>>(), vec!["name", "updatedAt", "version"]);
+    assert_eq!(
+        changed.into_iter().collect::<Vec<_>>(),
+        vec!["name", "updatedAt", "version"]
+    );
 
     let record = only("user-upgrade-free-to-pro.json");
     let changed = changed_attributes(&record.change.old_image, &record.change.new_image);
-    assert_eq!(changed.into_iter().collect::<Vec<_>>(), vec!["plan", "updatedAt", "version"]);
+    assert_eq!(
+        changed.into_iter().collect::<Vec<_>>(),
+        vec!["plan", "updatedAt", "version"]
+    );
 
     // An insert: every attribute of the new image is "changed"; identical images: none.
     let record = only("user-insert-free.json");
@@ -219,7 +257,10 @@ fn field_diff_compares_sets_as_sets() {
         .into()
     };
     assert!(changed_attributes(&item(&["a", "b"]), &item(&["b", "a"])).is_empty());
-    assert_eq!(changed_attributes(&item(&["a"]), &item(&["a", "b"])).len(), 1);
+    assert_eq!(
+        changed_attributes(&item(&["a"]), &item(&["a", "b"])).len(),
+        1
+    );
 }
 
 #[test]

@@ -72,7 +72,11 @@ impl Setup {
         let table = unique_name("EffectLedger");
         create_ledger_table(&client, &table).await.unwrap();
         requests.take();
-        Setup { client, table, requests }
+        Setup {
+            client,
+            table,
+            requests,
+        }
     }
 
     fn ledger(&self) -> Ledger {
@@ -83,7 +87,10 @@ impl Setup {
         self.ledger().with_clock(Arc::new(AheadBy(by)))
     }
 
-    async fn item(&self, key: &EffectKey) -> Option<std::collections::HashMap<String, AttributeValue>> {
+    async fn item(
+        &self,
+        key: &EffectKey,
+    ) -> Option<std::collections::HashMap<String, AttributeValue>> {
         let out = self
             .client
             .get_item()
@@ -145,8 +152,15 @@ async fn protocol_costs_one_request_per_step_and_duplicates_need_no_read() {
     ledger.complete(&claim).await.unwrap();
     assert_eq!(setup.requests.take(), vec!["UpdateItem"], "complete");
 
-    assert_eq!(ledger.claim(&key, lease()).await.unwrap(), ClaimOutcome::AlreadyDone);
-    assert_eq!(setup.requests.take(), vec!["PutItem"], "duplicate: one write, no read");
+    assert_eq!(
+        ledger.claim(&key, lease()).await.unwrap(),
+        ClaimOutcome::AlreadyDone
+    );
+    assert_eq!(
+        setup.requests.take(),
+        vec!["PutItem"],
+        "duplicate: one write, no read"
+    );
 
     let other = EffectKey::new("crm-sync", &["event-2"]);
     let claim = claimed(ledger.claim(&other, lease()).await.unwrap());
@@ -180,11 +194,17 @@ async fn live_lease_is_held_by_another() {
     let first_lease = lease();
     claimed(setup.ledger().claim(&key, first_lease).await.unwrap());
     let outcome = setup.ledger().claim(&key, lease()).await.unwrap();
-    let ClaimOutcome::HeldByAnother { lease_until: Some(until) } = outcome else {
+    let ClaimOutcome::HeldByAnother {
+        lease_until: Some(until),
+    } = outcome
+    else {
         panic!("expected HeldByAnother with the lease, got {outcome:?}");
     };
     // Stored in milliseconds.
-    let drift = first_lease.expires_at().duration_since(until).unwrap_or_else(|e| e.duration());
+    let drift = first_lease
+        .expires_at()
+        .duration_since(until)
+        .unwrap_or_else(|e| e.duration());
     assert!(drift < Duration::from_millis(1), "{drift:?}");
 }
 
@@ -211,7 +231,10 @@ async fn lapsed_lease_can_be_reclaimed_and_stale_owner_is_fenced() {
 
     // The new owner completes normally.
     later.complete(&fresh).await.unwrap();
-    assert_eq!(setup.ledger().claim(&key, lease()).await.unwrap(), ClaimOutcome::AlreadyDone);
+    assert_eq!(
+        setup.ledger().claim(&key, lease()).await.unwrap(),
+        ClaimOutcome::AlreadyDone
+    );
 }
 
 #[tokio::test]
@@ -221,7 +244,10 @@ async fn completed_entry_cannot_be_completed_twice() {
     let key = EffectKey::new("crm-sync", &["event-3"]);
     let claim = claimed(ledger.claim(&key, lease()).await.unwrap());
     ledger.complete(&claim).await.unwrap();
-    assert!(matches!(ledger.complete(&claim).await, Err(LedgerError::Fenced { .. })));
+    assert!(matches!(
+        ledger.complete(&claim).await,
+        Err(LedgerError::Fenced { .. })
+    ));
 }
 
 #[tokio::test]
@@ -234,14 +260,20 @@ async fn expired_completed_entry_is_claimable_before_ttl_runs() {
 
     // Within retention: a duplicate.
     let within = setup.ledger_ahead(Duration::from_secs(1800));
-    assert_eq!(within.claim(&key, lease()).await.unwrap(), ClaimOutcome::AlreadyDone);
+    assert_eq!(
+        within.claim(&key, lease()).await.unwrap(),
+        ClaimOutcome::AlreadyDone
+    );
 
     // Past expiresAt, the entry is still in the table (TTL has not run), but the condition
     // treats it as absent.
     assert!(setup.item(&key).await.is_some());
     let after = setup.ledger_ahead(Duration::from_secs(7200));
     let again = claimed(after.claim(&key, lease()).await.unwrap());
-    assert_eq!(again.took_over_from, None, "a completed entry is not a lapsed lease");
+    assert_eq!(
+        again.took_over_from, None,
+        "a completed entry is not a lapsed lease"
+    );
 }
 
 #[tokio::test]
@@ -252,6 +284,18 @@ async fn unreachable_table_is_a_request_error_not_a_panic() {
         .claim(&EffectKey::new("welcome-email", &["u-6"]), lease())
         .await
         .unwrap_err();
-    assert!(matches!(err, LedgerError::Request { operation: "claim", .. }), "{err}");
-    assert!(err.to_string().contains("ResourceNotFound") || err.to_string().contains("non-existent"), "{err}");
+    assert!(
+        matches!(
+            err,
+            LedgerError::Request {
+                operation: "claim",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("ResourceNotFound") || err.to_string().contains("non-existent"),
+        "{err}"
+    );
 }

@@ -41,13 +41,21 @@ fn with_stack(command: &[String]) -> ExitCode {
         "fanout-local: DynamoDB Local on 127.0.0.1:{}, ministack on 127.0.0.1:{}",
         stack.dynamodb_port, stack.ministack_port
     );
-    let status = Command::new(program).args(args).envs(stack.env_vars()).status();
+    let status = Command::new(program)
+        .args(args)
+        .envs(stack.env_vars())
+        .status();
     stack.stop();
     match status {
         Ok(status) if status.success() => ExitCode::SUCCESS,
         Ok(status) => {
             eprintln!("fanout-local: `{program}` exited with {status}");
-            ExitCode::from(status.code().and_then(|c| u8::try_from(c).ok()).unwrap_or(1))
+            ExitCode::from(
+                status
+                    .code()
+                    .and_then(|c| u8::try_from(c).ok())
+                    .unwrap_or(1),
+            )
         }
         Err(err) => {
             eprintln!("fanout-local: could not run `{program}`: {err}");

@@ -127,9 +127,12 @@ pub async fn create_queue(client: &Sqs, name: &str) -> Result<String, ResourceEr
         .send()
         .await
         .map_err(|e| fail("queue", name, e))?;
-    output.queue_url().map(str::to_owned).ok_or_else(|| ResourceError {
-        what: "queue",
-        name: name.to_owned(),
-        message: "no queue URL in CreateQueue output".to_owned(),
-    })
+    output
+        .queue_url()
+        .map(str::to_owned)
+        .ok_or_else(|| ResourceError {
+            what: "queue",
+            name: name.to_owned(),
+            message: "no queue URL in CreateQueue output".to_owned(),
+        })
 }

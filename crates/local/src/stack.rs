@@ -7,14 +7,18 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StackError {
-    #[error("{what} is not installed at {path}: run `make tools` (or `make test`, which installs it)")]
+    #[error(
+        "{what} is not installed at {path}: run `make tools` (or `make test`, which installs it)"
+    )]
     NotInstalled { what: &'static str, path: PathBuf },
     #[error("could not start {what}: {source}")]
     Spawn {
         what: &'static str,
         source: std::io::Error,
     },
-    #[error("{what} did not accept connections on 127.0.0.1:{port} within {seconds}s; its log is {log}")]
+    #[error(
+        "{what} did not accept connections on 127.0.0.1:{port} within {seconds}s; its log is {log}"
+    )]
     NotReady {
         what: &'static str,
         port: u16,
@@ -66,7 +70,12 @@ fn free_port() -> Result<u16, StackError> {
     Ok(listener.local_addr().map_err(StackError::NoPort)?.port())
 }
 
-fn wait_ready(what: &'static str, port: u16, log: &Path, child: &mut Child) -> Result<(), StackError> {
+fn wait_ready(
+    what: &'static str,
+    port: u16,
+    log: &Path,
+    child: &mut Child,
+) -> Result<(), StackError> {
     let timeout = Duration::from_secs(90);
     let started = Instant::now();
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
@@ -151,7 +160,9 @@ impl LocalStack {
             .env("MINISTACK_REGION", crate::LOCAL_REGION)
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&ms_log)?)
-            .stderr(Stdio::from(std::fs::File::options().append(true).open(&ms_log)?))
+            .stderr(Stdio::from(
+                std::fs::File::options().append(true).open(&ms_log)?,
+            ))
             .spawn();
         let ministack = match ministack {
             Ok(child) => child,
@@ -171,7 +182,12 @@ impl LocalStack {
             ministack_port,
             log_dir,
         };
-        wait_ready("DynamoDB Local", dynamodb_port, &ddb_log, &mut stack.dynamodb)?;
+        wait_ready(
+            "DynamoDB Local",
+            dynamodb_port,
+            &ddb_log,
+            &mut stack.dynamodb,
+        )?;
         wait_ready("ministack", ministack_port, &ms_log, &mut stack.ministack)?;
         Ok(stack)
     }
