@@ -36,9 +36,9 @@ test: tools test-rust
 test-rust:
 	command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
 	cargo build --workspace --all-targets
+	cargo test --workspace --doc
 	cargo nextest run --workspace --no-run
 	$(LOCAL) with -- cargo nextest run --workspace --no-fail-fast
-	cargo test --workspace --doc
 
 lint:
 	cargo fmt --all -- --check
