@@ -101,3 +101,57 @@ impl Env {
         self.required("DLQ_URL")
     }
 }
+
+/// What every consumer reads: `DLQ_URL` and `MAX_CONCURRENCY`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerConfig {
+    pub dlq_url: String,
+    pub max_concurrency: NonZeroUsize,
+}
+
+impl ConsumerConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(ConsumerConfig {
+            dlq_url: env.dlq_url()?,
+            max_concurrency: env.max_concurrency()?,
+        })
+    }
+
+    /// The batch processor for `consumer`, parking into its DLQ.
+    pub fn processor(&self, consumer: &str, aws: &aws_config::SdkConfig) -> crate::BatchProcessor {
+        let dlq = crate::DeadLetterQueue::new(aws_sdk_sqs::Client::new(aws), &self.dlq_url);
+        crate::BatchProcessor::new(consumer, dlq).with_max_concurrency(self.max_concurrency)
+    }
+}
+
+/// The ledger settings of consumers that use one: `LEDGER_TABLE` and the optional
+/// `LEDGER_RETENTION_HOURS` (how long a completed effect deduplicates; default 48, at least
+/// 25 so it outlives the 24-hour stream retention).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerConfig {
+    pub table: String,
+    pub retention: std::time::Duration,
+}
+
+impl LedgerConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let hours: u64 = env.parsed_or("LEDGER_RETENTION_HOURS", 48)?;
+        if hours < 25 {
+            return Err(ConfigError::Malformed {
+                name: "LEDGER_RETENTION_HOURS".to_owned(),
+                reason: format!(
+                    "{hours} is shorter than the 24-hour stream retention plus an hour"
+                ),
+            });
+        }
+        Ok(LedgerConfig {
+            table: env.required("LEDGER_TABLE")?,
+            retention: std::time::Duration::from_secs(hours * 3600),
+        })
+    }
+
+    pub fn ledger(&self, aws: &aws_config::SdkConfig) -> crate::Ledger {
+        crate::Ledger::new(aws_sdk_dynamodb::Client::new(aws), &self.table)
+            .with_retention(self.retention)
+    }
+}

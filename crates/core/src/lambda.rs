@@ -8,6 +8,9 @@ use lambda_runtime::{LambdaEvent, service_fn};
 
 use crate::batch::{BatchProcessor, RecordHandler};
 
+/// The error a consumer's `main` returns.
+pub type Error = lambda_runtime::Error;
+
 /// Loads the shared AWS SDK configuration once at cold start. Endpoints come from the
 /// standard `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>` variables, region and
 /// credentials from the usual chain.

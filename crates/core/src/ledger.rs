@@ -292,6 +292,57 @@ impl Ledger {
     }
 }
 
+impl Ledger {
+    /// Runs `effect` at most once for `key`: claim, effect, then complete (or release on
+    /// failure). The whole protocol for a consumer's record, in one call.
+    ///
+    /// - Already completed: `Ok(Duplicate)`, without running the effect.
+    /// - Held by a live lease elsewhere: a retryable error.
+    /// - Effect failed: the claim is released and the effect's error returned.
+    /// - Effect done but `complete` failed: `Ok(Done)` and an error log. The effect happened,
+    ///   so failing the record would only repeat it; the entry stays `IN_PROGRESS` until its
+    ///   lease lapses, the documented one-call window for a repeat.
+    pub async fn perform_once<F, Fut>(
+        &self,
+        key: &EffectKey,
+        lease: Lease,
+        effect: F,
+    ) -> Result<crate::RecordOutcome, crate::RecordError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<(), crate::RecordError>>,
+    {
+        match self.claim(key, lease).await? {
+            ClaimOutcome::AlreadyDone => {
+                tracing::info!(effect_key = %key, "duplicate delivery: effect already done");
+                Ok(crate::RecordOutcome::Duplicate)
+            }
+            ClaimOutcome::HeldByAnother { lease_until } => {
+                Err(crate::RecordError::Retryable(format!(
+                    "effect {key} is in progress in another invocation (lease until {:?})",
+                    lease_until
+                        .map(|t| t.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis())
+                )))
+            }
+            ClaimOutcome::Claimed(claim) => match effect().await {
+                Ok(()) => {
+                    if let Err(err) = self.complete(&claim).await {
+                        tracing::error!(effect_key = %key, error = %err,
+                            "effect done but not marked complete; a redelivery after the lease may repeat it");
+                    }
+                    Ok(crate::RecordOutcome::Done)
+                }
+                Err(effect_error) => {
+                    if let Err(err) = self.release(&claim).await {
+                        tracing::warn!(effect_key = %key, error = %err, "could not release claim after a failed effect");
+                    }
+                    Err(effect_error)
+                }
+            },
+        }
+    }
+}
+
 fn is_conditional_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata, R>(
     err: &SdkError<E, R>,
 ) -> bool {

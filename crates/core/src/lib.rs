@@ -13,6 +13,7 @@ pub mod change;
 pub mod config;
 pub mod dlq;
 pub mod domain;
+pub mod failure;
 pub mod lambda;
 pub mod ledger;
 pub mod telemetry;
@@ -22,9 +23,10 @@ pub use batch::{
     RecordOutcome, RecordResult,
 };
 pub use change::{Change, DecodeError, ImageSide, Remover, changed_attributes, item_key};
-pub use config::{ConfigError, Env};
+pub use config::{ConfigError, ConsumerConfig, Env, LedgerConfig};
 pub use dlq::{DeadLetterQueue, ParkedRecord};
 pub use domain::{Email, Plan, PlanChange, PlanDirection, User};
+pub use failure::classify_sdk_error;
 pub use ledger::{ClaimOutcome, EffectKey, Lease, Ledger, LedgerClaim, LedgerError};
 
 // Re-exported so consumers and tests use exactly the versions core is built with.

@@ -16,7 +16,44 @@ use crate::batch::{RecordOutcome, RecordResult};
 ///
 /// Calling it twice is harmless: the second call leaves the first subscriber in place.
 pub fn init_tracing() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+    let text = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("text"));
+    // Lambda adds its own timestamp and request id to every line.
+    let result: Result<(), Box<dyn std::error::Error + Send + Sync>> = if text {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter_from_env())
+            .with_target(false)
+            .without_time()
+            .try_init()
+    } else {
+        tracing::subscriber::set_global_default(json_subscriber(filter_from_env(), std::io::stdout))
+            .map_err(|e| e.into())
+    };
+    if result.is_err() {
+        tracing::debug!("tracing subscriber already installed");
+    }
+}
+
+/// The JSON log subscriber Lambda functions use, writing to `writer`: one JSON object per
+/// line, event fields flattened, with the current span (the record's eventID, sequence
+/// number and key). Tests use it with an in-memory writer to check what is logged.
+pub fn json_subscriber<W>(filter: EnvFilter, writer: W) -> impl tracing::Subscriber + Send + Sync
+where
+    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_span_events(FmtSpan::NONE)
+        .with_writer(writer)
+        .json()
+        .flatten_event(true)
+        .with_current_span(true)
+        .with_span_list(false)
+        .finish()
+}
+
+fn filter_from_env() -> EnvFilter {
+    EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         let level = match std::env::var("AWS_LAMBDA_LOG_LEVEL")
             .unwrap_or_default()
             .to_ascii_uppercase()
@@ -29,26 +66,7 @@ pub fn init_tracing() {
             _ => "info",
         };
         EnvFilter::new(level)
-    });
-    let text = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("text"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_span_events(FmtSpan::NONE);
-    // Lambda adds its own timestamp and request id to every line.
-    let result = if text {
-        builder.without_time().try_init()
-    } else {
-        builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .try_init()
-    };
-    if result.is_err() {
-        tracing::debug!("tracing subscriber already installed");
-    }
+    })
 }
 
 /// Counters for one batch.
@@ -121,4 +139,11 @@ impl BatchMetrics {
 /// The current time as RFC 3339 (UTC, seconds precision).
 pub fn rfc3339_now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Logs a configuration error at cold start and returns it for `main` to fail with, so the
+/// message naming the variable reaches both the log and Lambda's init error.
+pub fn cold_start_failure(consumer: &str, err: crate::ConfigError) -> crate::ConfigError {
+    tracing::error!(consumer, error = %err, "cold start failed: configuration");
+    err
 }

@@ -136,3 +136,76 @@ pub async fn create_queue(client: &Sqs, name: &str) -> Result<String, ResourceEr
             message: "no queue URL in CreateQueue output".to_owned(),
         })
 }
+
+/// A verified SESv2 email identity (ministack verifies at once).
+pub async fn create_verified_sender(
+    client: &aws_sdk_sesv2::Client,
+    address: &str,
+) -> Result<(), ResourceError> {
+    client
+        .create_email_identity()
+        .email_identity(address)
+        .send()
+        .await
+        .map_err(|e| fail("SES identity", address, e))?;
+    Ok(())
+}
+
+/// An EventBridge bus with a rule that sends every `fanout.users` event to `queue_arn`.
+/// Returns the bus ARN.
+pub async fn create_bus_to_queue(
+    client: &aws_sdk_eventbridge::Client,
+    bus: &str,
+    queue_arn: &str,
+) -> Result<String, ResourceError> {
+    let output = client
+        .create_event_bus()
+        .name(bus)
+        .send()
+        .await
+        .map_err(|e| fail("event bus", bus, e))?;
+    let rule = format!("{bus}-to-queue");
+    client
+        .put_rule()
+        .name(&rule)
+        .event_bus_name(bus)
+        .event_pattern(r#"{"source":["fanout.users"]}"#)
+        .send()
+        .await
+        .map_err(|e| fail("rule", &rule, e))?;
+    client
+        .put_targets()
+        .rule(&rule)
+        .event_bus_name(bus)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("queue")
+                .arn(queue_arn)
+                .build()
+                .map_err(|e| fail("target", &rule, e))?,
+        )
+        .send()
+        .await
+        .map_err(|e| fail("target", &rule, e))?;
+    Ok(output.event_bus_arn().unwrap_or(bus).to_owned())
+}
+
+/// The ARN of a queue.
+pub async fn queue_arn(client: &Sqs, queue_url: &str) -> Result<String, ResourceError> {
+    let output = client
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| fail("queue attributes", queue_url, e))?;
+    output
+        .attributes()
+        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+        .cloned()
+        .ok_or_else(|| ResourceError {
+            what: "queue attributes",
+            name: queue_url.to_owned(),
+            message: "no QueueArn".to_owned(),
+        })
+}

@@ -1,0 +1,40 @@
+//! Turning AWS SDK errors into record failures: retryable unless the service said the request
+//! itself can never succeed.
+
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+
+use crate::RecordError;
+
+/// Classifies an SDK error. `permanent_codes` are the service error codes that mean this
+/// request can never succeed however often it is sent (for example `ValidationException`);
+/// everything else (throttling, 5xx, timeouts, connection errors, and errors an operator can
+/// fix such as an unverified identity) is retryable.
+///
+/// The message carries the error code and the whole source chain.
+pub fn classify_sdk_error<E, R>(
+    operation: &str,
+    err: &SdkError<E, R>,
+    permanent_codes: &[&str],
+) -> RecordError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let code = err.code().unwrap_or("");
+    let message = format!(
+        "{operation} failed{}: {}",
+        if code.is_empty() {
+            String::new()
+        } else {
+            format!(" ({code})")
+        },
+        err.message()
+            .map(str::to_owned)
+            .unwrap_or_else(|| crate::error_chain(err)),
+    );
+    if matches!(err, SdkError::ServiceError(_)) && permanent_codes.contains(&code) {
+        RecordError::Permanent(message)
+    } else {
+        RecordError::Retryable(message)
+    }
+}

@@ -1,0 +1,142 @@
+//! welcome-email: one welcome email, for the new plan, when a user moves to a paid plan.
+//!
+//! A move to a paid plan is an insert with a paid plan, or a modify from a lower (or no)
+//! plan to a paid one ([`PlanChange::paid_upgrade`]). Nothing is sent on a downgrade, on a
+//! modify that leaves the plan alone, or on a remove. The ledger key is
+//! `welcome-email#<userId>#<plan>`, so every stream record of one upgrade sends one email.
+
+use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
+use fanout_core::{
+    BatchProcessor, Change, ConfigError, ConsumerConfig, EffectKey, Env, Ledger, LedgerConfig,
+    Plan, PlanChange, RecordError, RecordHandler, RecordInput, RecordOutcome, User,
+    classify_sdk_error,
+};
+
+/// The consumer's name: its ledger key prefix, log field and metric dimension.
+pub const CONSUMER: &str = "welcome-email";
+
+/// SES errors that no retry can fix: the request itself is malformed (for example an
+/// invalid recipient address). An unverified sender or a paused account is retryable: an
+/// operator can fix it, and the record must not be lost meanwhile.
+const PERMANENT_SES_ERRORS: &[&str] = &["BadRequestException"];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WelcomeEmailConfig {
+    pub consumer: ConsumerConfig,
+    pub ledger: LedgerConfig,
+    /// `FROM_ADDRESS`: the verified SES sender.
+    pub from_address: String,
+}
+
+impl WelcomeEmailConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(WelcomeEmailConfig {
+            consumer: ConsumerConfig::from_env(env)?,
+            ledger: LedgerConfig::from_env(env)?,
+            from_address: env.required("FROM_ADDRESS")?,
+        })
+    }
+}
+
+/// Sends welcome emails.
+#[derive(Debug, Clone)]
+pub struct WelcomeEmail {
+    ledger: Ledger,
+    ses: aws_sdk_sesv2::Client,
+    from_address: String,
+}
+
+impl WelcomeEmail {
+    pub fn new(
+        ledger: Ledger,
+        ses: aws_sdk_sesv2::Client,
+        from_address: impl Into<String>,
+    ) -> Self {
+        WelcomeEmail {
+            ledger,
+            ses,
+            from_address: from_address.into(),
+        }
+    }
+
+    /// The batch processor and handler, with clients built once from `aws`.
+    pub fn from_config(
+        aws: &aws_config::SdkConfig,
+        config: &WelcomeEmailConfig,
+    ) -> (BatchProcessor, Self) {
+        let handler = WelcomeEmail::new(
+            config.ledger.ledger(aws),
+            aws_sdk_sesv2::Client::new(aws),
+            &config.from_address,
+        );
+        (config.consumer.processor(CONSUMER, aws), handler)
+    }
+
+    async fn send(&self, user: &User, plan: &Plan) -> Result<(), RecordError> {
+        let (subject, text) = welcome_message(user, plan);
+        let content = |data: String| {
+            Content::builder()
+                .data(data)
+                .charset("UTF-8")
+                .build()
+                .map_err(|e| RecordError::permanent(format!("building email: {e}")))
+        };
+        let message = Message::builder()
+            .subject(content(subject)?)
+            .body(Body::builder().text(content(text)?).build())
+            .build();
+        let output = self
+            .ses
+            .send_email()
+            .from_email_address(&self.from_address)
+            .destination(
+                Destination::builder()
+                    .to_addresses(user.email.as_str())
+                    .build(),
+            )
+            .content(EmailContent::builder().simple(message).build())
+            .send()
+            .await
+            .map_err(|err| classify_sdk_error("SESv2 SendEmail", &err, PERMANENT_SES_ERRORS))?;
+        tracing::info!(user_id = %user.user_id, %plan, message_id = output.message_id().unwrap_or(""),
+            "welcome email sent");
+        Ok(())
+    }
+}
+
+/// The welcome email's subject and text for `plan`.
+pub fn welcome_message(user: &User, plan: &Plan) -> (String, String) {
+    let plan_name = match plan {
+        Plan::Pro => "Pro",
+        Plan::Enterprise => "Enterprise",
+        other => other.as_str(),
+    };
+    let greeting = match user.name.as_deref() {
+        Some(name) if !name.trim().is_empty() => format!("Hello {name},"),
+        _ => "Hello,".to_owned(),
+    };
+    (
+        format!("Welcome to {plan_name}"),
+        format!(
+            "{greeting}\n\nthank you for moving to the {plan_name} plan. \
+             Everything it includes is ready for you now.\n"
+        ),
+    )
+}
+
+impl RecordHandler for WelcomeEmail {
+    async fn handle(&self, input: RecordInput) -> Result<RecordOutcome, RecordError> {
+        let change = Change::<User>::from_record(&input.record)?;
+        let Some(plan_change) = PlanChange::from_change(&change) else {
+            return Ok(RecordOutcome::Ignored);
+        };
+        let (Some(plan), Some(user)) = (plan_change.paid_upgrade(), change.new_image()) else {
+            tracing::debug!(direction = ?plan_change.direction(), "no move to a paid plan");
+            return Ok(RecordOutcome::Ignored);
+        };
+        let key = EffectKey::new(CONSUMER, &[&user.user_id, plan.as_str()]);
+        self.ledger
+            .perform_once(&key, input.lease, || self.send(user, plan))
+            .await
+    }
+}
