@@ -48,3 +48,62 @@ pub fn fixture_text(name: &str) -> String {
     std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("reading fixture {}: {e}", path.display()))
 }
+
+/// The resources one consumer test needs, unique to that test: an `EffectLedger` table and
+/// the consumer's DLQ.
+#[derive(Debug, Clone)]
+pub struct ConsumerResources {
+    pub aws: SdkConfig,
+    pub ledger_table: String,
+    pub dlq_url: String,
+}
+
+impl ConsumerResources {
+    pub async fn create(consumer: &str) -> Self {
+        let aws = local_sdk_config().await;
+        let ledger_table = unique_name("EffectLedger");
+        crate::resources::create_ledger_table(&aws_sdk_dynamodb::Client::new(&aws), &ledger_table)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let dlq_url = crate::resources::create_queue(
+            &aws_sdk_sqs::Client::new(&aws),
+            &unique_name(&format!("{consumer}-dlq")),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        ConsumerResources {
+            aws,
+            ledger_table,
+            dlq_url,
+        }
+    }
+
+    /// A ledger entry, read consistently (`None` when absent).
+    pub async fn ledger_entry(
+        &self,
+        key: &str,
+    ) -> Option<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+        aws_sdk_dynamodb::Client::new(&self.aws)
+            .get_item()
+            .table_name(&self.ledger_table)
+            .key(
+                "pk",
+                aws_sdk_dynamodb::types::AttributeValue::S(key.to_owned()),
+            )
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"))
+            .item
+    }
+
+    /// Every record parked in the DLQ so far (drained), as JSON.
+    pub async fn parked(&self) -> Vec<serde_json::Value> {
+        crate::inspect::drain_queue(&aws_sdk_sqs::Client::new(&self.aws), &self.dlq_url)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .iter()
+            .map(|body| serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}")))
+            .collect()
+    }
+}

@@ -1,6 +1,7 @@
 //! welcome-email against the local stack: SES (ministack) for mail, DynamoDB Local for the
 //! ledger, SQS (ministack) for the DLQ. Mail is read back from ministack's outbox.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -10,17 +11,16 @@ use fanout_core::aws_lambda_events::dynamodb::Event;
 use fanout_core::{
     BatchProcessor, BatchReport, ConsumerConfig, Env, Ledger, RecordOutcome, RecordResult,
 };
-use fanout_local::inspect::{SentEmail, drain_queue, sent_emails};
-use fanout_local::resources::{create_ledger_table, create_queue, create_verified_sender};
+use fanout_local::inspect::{SentEmail, sent_emails};
+use fanout_local::resources::create_verified_sender;
 use fanout_local::testing::{
-    fixture_path, fixture_text, local_sdk_config, ministack_url, unique_name,
+    ConsumerResources, fixture_path, fixture_text, ministack_url, unique_name,
 };
 use welcome_email::{CONSUMER, WelcomeEmail};
 
 struct Setup {
     aws: aws_config::SdkConfig,
-    ledger_table: String,
-    dlq_url: String,
+    resources: ConsumerResources,
     from: String,
     processor: BatchProcessor,
     handler: Arc<WelcomeEmail>,
@@ -29,14 +29,8 @@ struct Setup {
 impl Setup {
     /// A fresh ledger, DLQ and sender; `verified` says whether SES knows the sender.
     async fn new(verified: bool) -> Self {
-        let aws = local_sdk_config().await;
-        let ledger_table = unique_name("EffectLedger");
-        create_ledger_table(&aws_sdk_dynamodb::Client::new(&aws), &ledger_table)
-            .await
-            .unwrap();
-        let dlq_url = create_queue(&aws_sdk_sqs::Client::new(&aws), &unique_name("welcome-dlq"))
-            .await
-            .unwrap();
+        let resources = ConsumerResources::create(CONSUMER).await;
+        let aws = resources.aws.clone();
         let from = format!("{}@fanout.example", unique_name("welcome"));
         if verified {
             create_verified_sender(&aws_sdk_sesv2::Client::new(&aws), &from)
@@ -44,11 +38,11 @@ impl Setup {
                 .unwrap();
         }
         let config = ConsumerConfig {
-            dlq_url: dlq_url.clone(),
+            dlq_url: resources.dlq_url.clone(),
             max_concurrency: 4.try_into().unwrap(),
         };
         let processor = config.processor(CONSUMER, &aws);
-        let ledger = Ledger::new(aws_sdk_dynamodb::Client::new(&aws), &ledger_table);
+        let ledger = Ledger::new(aws_sdk_dynamodb::Client::new(&aws), &resources.ledger_table);
         let handler = Arc::new(WelcomeEmail::new(
             ledger,
             aws_sdk_sesv2::Client::new(&aws),
@@ -56,8 +50,7 @@ impl Setup {
         ));
         Setup {
             aws,
-            ledger_table,
-            dlq_url,
+            resources,
             from,
             processor,
             handler,
@@ -77,19 +70,8 @@ impl Setup {
         sent_emails(&ministack_url(), &self.from).await.unwrap()
     }
 
-    async fn ledger_entry(
-        &self,
-        key: &str,
-    ) -> Option<std::collections::HashMap<String, AttributeValue>> {
-        aws_sdk_dynamodb::Client::new(&self.aws)
-            .get_item()
-            .table_name(&self.ledger_table)
-            .key("pk", AttributeValue::S(key.to_owned()))
-            .consistent_read(true)
-            .send()
-            .await
-            .unwrap()
-            .item
+    async fn ledger_entry(&self, key: &str) -> Option<HashMap<String, AttributeValue>> {
+        self.resources.ledger_entry(key).await
     }
 }
 
@@ -198,10 +180,7 @@ async fn rejected_send_fails_the_record_releases_the_claim_and_succeeds_once_ver
     );
     assert!(setup.sent().await.is_empty());
     assert!(
-        drain_queue(&aws_sdk_sqs::Client::new(&setup.aws), &setup.dlq_url)
-            .await
-            .unwrap()
-            .is_empty(),
+        setup.resources.parked().await.is_empty(),
         "a rejection an operator can fix is retried, not parked"
     );
 
@@ -218,11 +197,13 @@ async fn undecodable_record_is_parked_and_sends_nothing() {
     let setup = Setup::new(true).await;
     let report = setup.deliver("poison-undecodable-image.json").await;
     assert_eq!(outcomes(&report), vec![RecordResult::Parked]);
-    let parked = drain_queue(&aws_sdk_sqs::Client::new(&setup.aws), &setup.dlq_url)
-        .await
-        .unwrap();
+    let parked = setup.resources.parked().await;
     assert_eq!(parked.len(), 1);
-    assert!(parked[0].contains("8b9c0d1e2f3a4b4c5d6e7f8091a2b3c4"));
+    assert_eq!(
+        parked[0]["record"]["eventID"],
+        "8b9c0d1e2f3a4b4c5d6e7f8091a2b3c4"
+    );
+    assert_eq!(parked[0]["consumer"], CONSUMER);
     assert!(setup.sent().await.is_empty());
 }
 
