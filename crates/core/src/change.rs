@@ -133,7 +133,14 @@ impl<T: DeserializeOwned> Change<T> {
     }
 }
 
-/// TTL deletes carry `userIdentity {type: Service, principalId: dynamodb.amazonaws.com}`.
+impl Remover {
+    /// Who removed the item of a `REMOVE` record: TTL deletes carry
+    /// `userIdentity {type: Service, principalId: dynamodb.amazonaws.com}`.
+    pub fn of(record: &EventRecord) -> Remover {
+        remover(record)
+    }
+}
+
 fn remover(record: &EventRecord) -> Remover {
     match &record.user_identity {
         Some(identity)

@@ -1,0 +1,14 @@
+//! Lambda entry point: configuration and clients once at cold start, then serve batches.
+
+use audit_log::{AuditLog, AuditLogConfig, CONSUMER};
+use fanout_core::{Env, lambda, telemetry};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda::Error> {
+    telemetry::init_tracing();
+    let config = AuditLogConfig::from_env(&Env::from_process())
+        .map_err(|err| telemetry::cold_start_failure(CONSUMER, err))?;
+    let aws = lambda::aws_config().await;
+    let (processor, handler) = AuditLog::from_config(&aws, &config);
+    lambda::serve(processor, handler).await
+}
