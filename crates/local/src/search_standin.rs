@@ -1,0 +1,347 @@
+//! A stand-in for the OpenSearch document API, for tests and the demo. No OpenSearch server
+//! can be installed here; this one enforces the part of the contract search-warm relies on:
+//!
+//! - `PUT /{index}/_doc/{id}?version=N&version_type=external`: stored when `N` is greater
+//!   than the stored version (also a deleted document's), else `409`
+//!   `version_conflict_engine_exception`.
+//! - `DELETE /{index}/_doc/{id}?version=N&version_type=external`: the same rule; `404` when
+//!   there is no document.
+//! - `GET /{index}/_doc/{id}`: the document and its `_version`, or `404`.
+//! - `PUT /{index}` with `{"mappings": {"dynamic": "strict", "properties": {…}}}`: documents
+//!   with other fields are refused with `400` `strict_dynamic_mapping_exception`.
+//! - `POST /_standin/faults` `{"status": 503, "count": 1}`: the next `count` document requests
+//!   answer `status` (a test's way to make the server fail).
+//!
+//! It is not OpenSearch and says so in its `GET /` answer.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post, put};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredDocument {
+    pub version: u64,
+    /// `None` once deleted (a tombstone that still holds the version).
+    pub source: Option<Value>,
+}
+
+#[derive(Debug, Default)]
+struct Index {
+    strict_fields: Option<HashSet<String>>,
+    documents: HashMap<String, StoredDocument>,
+}
+
+#[derive(Debug, Default)]
+struct Faults {
+    status: u16,
+    remaining: u32,
+}
+
+#[derive(Debug, Default)]
+struct Store {
+    indices: HashMap<String, Index>,
+    faults: Faults,
+    /// Headers of the last document write, to check request signing.
+    last_write_headers: HashMap<String, String>,
+}
+
+type Shared = Arc<Mutex<Store>>;
+
+/// A running stand-in on a loopback port. Dropping it stops the server.
+#[derive(Debug)]
+pub struct SearchStandIn {
+    pub addr: SocketAddr,
+    store: Shared,
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Debug, Deserialize)]
+struct VersionQuery {
+    version: Option<u64>,
+    version_type: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct FaultRequest {
+    status: u16,
+    count: u32,
+}
+
+type Reply = (StatusCode, Json<Value>);
+
+fn reply(status: StatusCode, body: Value) -> Reply {
+    (status, Json(body))
+}
+
+fn error(status: StatusCode, kind: &str, reason: String) -> Reply {
+    reply(
+        status,
+        json!({"error": {"type": kind, "reason": reason}, "status": status.as_u16()}),
+    )
+}
+
+fn injected_fault(store: &mut Store) -> Option<Reply> {
+    if store.faults.remaining == 0 {
+        return None;
+    }
+    store.faults.remaining -= 1;
+    let status =
+        StatusCode::from_u16(store.faults.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    Some(error(
+        status,
+        "injected_fault",
+        "fault injected by the test".to_owned(),
+    ))
+}
+
+fn external_version(query: &VersionQuery) -> Result<u64, Reply> {
+    match (query.version_type.as_deref(), query.version) {
+        (Some("external"), Some(version)) => Ok(version),
+        _ => Err(error(
+            StatusCode::BAD_REQUEST,
+            "action_request_validation_exception",
+            "this stand-in only serves version_type=external with a version".to_owned(),
+        )),
+    }
+}
+
+fn conflict(id: &str, current: u64, given: u64) -> Reply {
+    error(
+        StatusCode::CONFLICT,
+        "version_conflict_engine_exception",
+        format!(
+            "[{id}]: version conflict, current version [{current}] is higher or equal to the one provided [{given}]"
+        ),
+    )
+}
+
+async fn put_document(
+    State(store): State<Shared>,
+    Path((index, id)): Path<(String, String)>,
+    Query(query): Query<VersionQuery>,
+    headers: HeaderMap,
+    Json(source): Json<Value>,
+) -> Reply {
+    let mut store = store.lock().unwrap_or_else(|p| p.into_inner());
+    store.last_write_headers = headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect();
+    if let Some(fault) = injected_fault(&mut store) {
+        return fault;
+    }
+    let version = match external_version(&query) {
+        Ok(v) => v,
+        Err(reply) => return reply,
+    };
+    let index_state = store.indices.entry(index.clone()).or_default();
+    if let (Some(allowed), Some(fields)) = (&index_state.strict_fields, source.as_object()) {
+        if let Some(unknown) = fields.keys().find(|f| !allowed.contains(*f)) {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "strict_dynamic_mapping_exception",
+                format!(
+                    "mapping set to strict, dynamic introduction of [{unknown}] within [_doc] is not allowed"
+                ),
+            );
+        }
+    }
+    let created = match index_state.documents.get(&id) {
+        Some(existing) if existing.version >= version => {
+            return conflict(&id, existing.version, version);
+        }
+        Some(existing) => existing.source.is_none(),
+        None => true,
+    };
+    index_state.documents.insert(
+        id.clone(),
+        StoredDocument {
+            version,
+            source: Some(source),
+        },
+    );
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    reply(
+        status,
+        json!({"_index": index, "_id": id, "_version": version,
+        "result": if created { "created" } else { "updated" }}),
+    )
+}
+
+async fn delete_document(
+    State(store): State<Shared>,
+    Path((index, id)): Path<(String, String)>,
+    Query(query): Query<VersionQuery>,
+) -> Reply {
+    let mut store = store.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(fault) = injected_fault(&mut store) {
+        return fault;
+    }
+    let version = match external_version(&query) {
+        Ok(v) => v,
+        Err(reply) => return reply,
+    };
+    let documents = &mut store.indices.entry(index.clone()).or_default().documents;
+    match documents.get(&id) {
+        Some(existing) if existing.version >= version => conflict(&id, existing.version, version),
+        Some(existing) if existing.source.is_some() => {
+            documents.insert(
+                id.clone(),
+                StoredDocument {
+                    version,
+                    source: None,
+                },
+            );
+            reply(
+                StatusCode::OK,
+                json!({"_index": index, "_id": id, "_version": version, "result": "deleted"}),
+            )
+        }
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            json!({"_index": index, "_id": id, "result": "not_found"}),
+        ),
+    }
+}
+
+async fn get_document(
+    State(store): State<Shared>,
+    Path((index, id)): Path<(String, String)>,
+) -> Reply {
+    let store = store.lock().unwrap_or_else(|p| p.into_inner());
+    match store.indices.get(&index).and_then(|i| i.documents.get(&id)) {
+        Some(StoredDocument {
+            version,
+            source: Some(source),
+        }) => reply(
+            StatusCode::OK,
+            json!({"_index": index, "_id": id, "_version": version, "found": true, "_source": source}),
+        ),
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            json!({"_index": index, "_id": id, "found": false}),
+        ),
+    }
+}
+
+async fn create_index(
+    State(store): State<Shared>,
+    Path(index): Path<String>,
+    Json(body): Json<Value>,
+) -> Reply {
+    let mut store = store.lock().unwrap_or_else(|p| p.into_inner());
+    let mappings = &body["mappings"];
+    let strict_fields = (mappings["dynamic"] == "strict").then(|| {
+        mappings["properties"]
+            .as_object()
+            .map(|p| p.keys().cloned().collect())
+            .unwrap_or_default()
+    });
+    store
+        .indices
+        .entry(index.clone())
+        .or_default()
+        .strict_fields = strict_fields;
+    reply(
+        StatusCode::OK,
+        json!({"acknowledged": true, "index": index}),
+    )
+}
+
+async fn set_faults(State(store): State<Shared>, Json(request): Json<FaultRequest>) -> Reply {
+    let mut store = store.lock().unwrap_or_else(|p| p.into_inner());
+    store.faults = Faults {
+        status: request.status,
+        remaining: request.count,
+    };
+    reply(
+        StatusCode::OK,
+        json!({"status": request.status, "count": request.count}),
+    )
+}
+
+async fn about() -> Reply {
+    reply(
+        StatusCode::OK,
+        json!({"name": "fanout search stand-in", "tagline": "not OpenSearch: the external-version document API only"}),
+    )
+}
+
+impl SearchStandIn {
+    /// Starts the stand-in on a free loopback port, on the current tokio runtime.
+    pub async fn start() -> std::io::Result<Self> {
+        let store: Shared = Arc::default();
+        let app = Router::new()
+            .route("/", get(about))
+            .route("/_standin/faults", post(set_faults))
+            .route("/{index}", put(create_index))
+            .route(
+                "/{index}/_doc/{id}",
+                put(put_document).delete(delete_document).get(get_document),
+            )
+            .with_state(Arc::clone(&store));
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        let addr = listener.local_addr()?;
+        let task = tokio::spawn(async move {
+            if let Err(err) = axum::serve(listener, app).await {
+                tracing::error!(error = %err, "search stand-in stopped");
+            }
+        });
+        Ok(SearchStandIn { addr, store, task })
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The stored document (or tombstone) for `id` in `index`.
+    pub fn document(&self, index: &str, id: &str) -> Option<StoredDocument> {
+        let store = self.store.lock().unwrap_or_else(|p| p.into_inner());
+        store
+            .indices
+            .get(index)
+            .and_then(|i| i.documents.get(id))
+            .cloned()
+    }
+
+    /// The headers of the last document write (lower-case names).
+    pub fn last_write_headers(&self) -> HashMap<String, String> {
+        let store = self.store.lock().unwrap_or_else(|p| p.into_inner());
+        store.last_write_headers.clone()
+    }
+
+    /// Every live document of `index`: id, version and source, sorted by id.
+    pub fn documents(&self, index: &str) -> Vec<(String, u64, Value)> {
+        let store = self.store.lock().unwrap_or_else(|p| p.into_inner());
+        let mut docs: Vec<_> = store
+            .indices
+            .get(index)
+            .map(|i| {
+                i.documents
+                    .iter()
+                    .filter_map(|(id, d)| d.source.clone().map(|s| (id.clone(), d.version, s)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        docs.sort_by(|a, b| a.0.cmp(&b.0));
+        docs
+    }
+}
+
+impl Drop for SearchStandIn {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

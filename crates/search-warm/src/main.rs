@@ -1,0 +1,14 @@
+//! Lambda entry point: configuration and clients once at cold start, then serve batches.
+
+use fanout_core::{Env, lambda, telemetry};
+use search_warm::{CONSUMER, SearchWarm, SearchWarmConfig};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda::Error> {
+    telemetry::init_tracing();
+    let config = SearchWarmConfig::from_env(&Env::from_process())
+        .map_err(|err| telemetry::cold_start_failure(CONSUMER, err))?;
+    let aws = lambda::aws_config().await;
+    let (processor, handler) = SearchWarm::from_config(&aws, &config)?;
+    lambda::serve(processor, handler).await
+}

@@ -1,0 +1,288 @@
+//! search-warm against the search stand-in (the OpenSearch external-version document API on
+//! 127.0.0.1, started inside the test) and SQS in ministack for parked records.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::SharedCredentialsProvider;
+use fanout_core::aws_lambda_events::dynamodb::Event;
+use fanout_core::{BatchProcessor, BatchReport, ConsumerConfig, Env, RecordOutcome, RecordResult};
+use fanout_local::search_standin::SearchStandIn;
+use fanout_local::testing::{ConsumerResources, fixture_text};
+use search_warm::{CONSUMER, SearchIndex, SearchWarm, SearchWarmConfig};
+use serde_json::json;
+
+const INDEX: &str = "users";
+
+struct Setup {
+    resources: ConsumerResources,
+    search: SearchStandIn,
+    processor: BatchProcessor,
+    handler: Arc<SearchWarm>,
+}
+
+impl Setup {
+    async fn new() -> Self {
+        let resources = ConsumerResources::create(CONSUMER).await;
+        let search = SearchStandIn::start().await.unwrap();
+        let index = SearchIndex::local(search.endpoint().parse().unwrap(), INDEX).unwrap();
+        Self::with_index(resources, search, index)
+    }
+
+    fn with_index(resources: ConsumerResources, search: SearchStandIn, index: SearchIndex) -> Self {
+        let config = ConsumerConfig {
+            dlq_url: resources.dlq_url.clone(),
+            max_concurrency: 4.try_into().unwrap(),
+        };
+        let processor = config.processor(CONSUMER, &resources.aws);
+        Setup {
+            resources,
+            search,
+            processor,
+            handler: Arc::new(SearchWarm::new(index)),
+        }
+    }
+
+    async fn deliver(&self, fixture: &str) -> BatchReport {
+        let event: Event = serde_json::from_str(&fixture_text(fixture)).unwrap();
+        let deadline = SystemTime::now() + Duration::from_secs(60);
+        self.processor
+            .run(event, deadline, Arc::clone(&self.handler))
+            .await
+            .unwrap()
+    }
+
+    fn version_of(&self, user_id: &str) -> Option<u64> {
+        self.search
+            .document(INDEX, user_id)
+            .filter(|d| d.source.is_some())
+            .map(|d| d.version)
+    }
+}
+
+const DONE: RecordResult = RecordResult::Succeeded(RecordOutcome::Done);
+const DUPLICATE: RecordResult = RecordResult::Succeeded(RecordOutcome::Duplicate);
+
+#[tokio::test]
+async fn stale_version_after_newer_leaves_the_newer_document() {
+    let setup = Setup::new().await;
+    let report = setup.deliver("search-versions-out-of-order.json").await;
+    assert_eq!(
+        report.results,
+        vec![DONE, DUPLICATE],
+        "version 2 after 3 is a 409 no-op"
+    );
+    assert!(report.response.batch_item_failures.is_empty());
+    let doc = setup.search.document(INDEX, "u-7007").unwrap();
+    assert_eq!(doc.version, 3);
+    assert_eq!(doc.source.unwrap()["updatedAt"], "2026-11-23T11:03:00Z");
+}
+
+#[tokio::test]
+async fn repeat_is_a_no_op_and_the_document_holds_the_user() {
+    let setup = Setup::new().await;
+    assert_eq!(
+        setup.deliver("user-upgrade-free-to-pro.json").await.results,
+        vec![DONE]
+    );
+    assert_eq!(
+        setup.deliver("user-upgrade-free-to-pro.json").await.results,
+        vec![DUPLICATE]
+    );
+    let doc = setup.search.document(INDEX, "u-1001").unwrap();
+    assert_eq!(doc.version, 2);
+    assert_eq!(
+        doc.source.unwrap(),
+        json!({"userId": "u-1001", "email": "u-1001@example.com", "name": "Ada Lovelace",
+               "plan": "pro", "updatedAt": "2026-11-23T10:02:00Z"})
+    );
+}
+
+#[tokio::test]
+async fn remove_deletes_the_document() {
+    let setup = Setup::new().await;
+    setup.deliver("user-insert-enterprise.json").await;
+    assert_eq!(setup.version_of("u-2002"), Some(1));
+    assert_eq!(setup.deliver("user-remove.json").await.results, vec![DONE]);
+    assert_eq!(setup.version_of("u-2002"), None);
+    // The same remove again: the tombstone's version makes it a no-op.
+    assert_eq!(
+        setup.deliver("user-remove.json").await.results,
+        vec![DUPLICATE]
+    );
+    // A stale insert replayed after the delete does not resurrect the user.
+    assert_eq!(
+        setup.deliver("user-insert-enterprise.json").await.results,
+        vec![DUPLICATE]
+    );
+    assert_eq!(setup.version_of("u-2002"), None);
+}
+
+#[tokio::test]
+async fn remove_of_a_never_indexed_user_is_done() {
+    let setup = Setup::new().await;
+    assert_eq!(
+        setup.deliver("user-ttl-delete.json").await.results,
+        vec![DONE]
+    );
+}
+
+#[tokio::test]
+async fn server_error_is_retryable_and_the_retry_succeeds() {
+    let setup = Setup::new().await;
+    reqwest::Client::new()
+        .post(format!("{}/_standin/faults", setup.search.endpoint()))
+        .json(&json!({"status": 503, "count": 1}))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    let report = setup.deliver("user-upgrade-free-to-pro.json").await;
+    assert!(
+        matches!(&report.results[0], RecordResult::Failed(r) if r.contains("503")),
+        "{:?}",
+        report.results
+    );
+    assert_eq!(
+        report.response.batch_item_failures[0]
+            .item_identifier
+            .as_deref(),
+        Some("4000000000000000000001")
+    );
+    assert!(setup.resources.parked().await.is_empty());
+    assert_eq!(
+        setup.deliver("user-upgrade-free-to-pro.json").await.results,
+        vec![DONE]
+    );
+    assert_eq!(setup.version_of("u-1001"), Some(2));
+}
+
+#[tokio::test]
+async fn mapping_error_is_parked() {
+    let setup = Setup::new().await;
+    // A strict mapping that does not know `name`: OpenSearch answers 400.
+    reqwest::Client::new()
+        .put(format!("{}/{INDEX}", setup.search.endpoint()))
+        .json(&json!({"mappings": {"dynamic": "strict", "properties": {
+            "userId": {"type": "keyword"}, "email": {"type": "keyword"},
+            "plan": {"type": "keyword"}, "updatedAt": {"type": "date"}}}}))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    let report = setup.deliver("user-upgrade-free-to-pro.json").await;
+    assert_eq!(report.results, vec![RecordResult::Parked]);
+    assert!(
+        report.response.batch_item_failures.is_empty(),
+        "a 400 must not hold the shard"
+    );
+    let parked = setup.resources.parked().await;
+    assert_eq!(parked.len(), 1);
+    assert!(
+        parked[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("strict_dynamic_mapping_exception")
+    );
+    assert_eq!(
+        parked[0]["record"]["eventID"],
+        "0c8d3f5a6a1e4b7c9e2d1f3a5b7c9d01"
+    );
+}
+
+#[tokio::test]
+async fn unreachable_endpoint_is_retryable() {
+    let resources = ConsumerResources::create(CONSUMER).await;
+    let search = SearchStandIn::start().await.unwrap();
+    // Nothing listens on port 1 of loopback.
+    let index = SearchIndex::local("http://127.0.0.1:1".parse().unwrap(), INDEX).unwrap();
+    let setup = Setup::with_index(resources, search, index);
+    let report = setup.deliver("user-insert-enterprise.json").await;
+    assert!(
+        matches!(&report.results[0], RecordResult::Failed(_)),
+        "{:?}",
+        report.results
+    );
+}
+
+#[tokio::test]
+async fn https_endpoints_are_signed_with_sigv4() {
+    let resources = ConsumerResources::create(CONSUMER).await;
+    let search = SearchStandIn::start().await.unwrap();
+    let credentials =
+        SharedCredentialsProvider::new(Credentials::new("AKIDLOCAL", "secret", None, None, "test"));
+    let index = SearchIndex::signed(
+        search.endpoint().parse().unwrap(),
+        INDEX,
+        credentials,
+        "eu-west-1",
+        "es",
+    )
+    .unwrap();
+    let setup = Setup::with_index(resources, search, index);
+    assert_eq!(
+        setup.deliver("user-upgrade-free-to-pro.json").await.results,
+        vec![DONE]
+    );
+    let headers = setup.search.last_write_headers();
+    let authorization = &headers["authorization"];
+    assert!(
+        authorization.starts_with("AWS4-HMAC-SHA256 Credential=AKIDLOCAL/"),
+        "{authorization}"
+    );
+    assert!(
+        authorization.contains("/eu-west-1/es/aws4_request"),
+        "{authorization}"
+    );
+    assert!(
+        authorization.contains("SignedHeaders=content-type;host;x-amz-content-sha256;x-amz-date"),
+        "{authorization}"
+    );
+    assert!(headers.contains_key("x-amz-date"));
+}
+
+#[tokio::test]
+async fn keys_only_record_is_parked() {
+    let setup = Setup::new().await;
+    let report = setup.deliver("aws-record-shapes.json").await;
+    assert_eq!(report.results, vec![DONE, RecordResult::Parked]);
+}
+
+#[test]
+fn config_requires_an_endpoint_and_refuses_plain_http_off_loopback() {
+    let env = |endpoint: &str| {
+        Env::from_pairs([
+            ("DLQ_URL", "http://127.0.0.1:1/q"),
+            ("SEARCH_ENDPOINT", endpoint),
+        ])
+    };
+    let config =
+        SearchWarmConfig::from_env(&env("https://search-users.eu-west-1.es.amazonaws.com"))
+            .unwrap();
+    assert_eq!(
+        (config.index.as_str(), config.signing_service.as_str()),
+        ("users", "es")
+    );
+    assert!(SearchWarmConfig::from_env(&env("http://127.0.0.1:9200")).is_ok());
+    let err = SearchWarmConfig::from_env(&env("http://search.internal:9200")).unwrap_err();
+    assert!(
+        err.to_string().contains("SEARCH_ENDPOINT") && err.to_string().contains("loopback"),
+        "{err}"
+    );
+    let err = SearchWarmConfig::from_env(&Env::from_pairs([("DLQ_URL", "x")])).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "missing environment variable SEARCH_ENDPOINT"
+    );
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_search-warm"))
+        .env_clear()
+        .env("DLQ_URL", "http://127.0.0.1:1/q")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("SEARCH_ENDPOINT"));
+}
