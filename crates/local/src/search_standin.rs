@@ -143,16 +143,18 @@ async fn put_document(
         Err(reply) => return reply,
     };
     let index_state = store.indices.entry(index.clone()).or_default();
-    if let (Some(allowed), Some(fields)) = (&index_state.strict_fields, source.as_object()) {
-        if let Some(unknown) = fields.keys().find(|f| !allowed.contains(*f)) {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "strict_dynamic_mapping_exception",
-                format!(
-                    "mapping set to strict, dynamic introduction of [{unknown}] within [_doc] is not allowed"
-                ),
-            );
-        }
+    let unknown = match (&index_state.strict_fields, source.as_object()) {
+        (Some(allowed), Some(fields)) => fields.keys().find(|f| !allowed.contains(*f)).cloned(),
+        _ => None,
+    };
+    if let Some(unknown) = unknown {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "strict_dynamic_mapping_exception",
+            format!(
+                "mapping set to strict, dynamic introduction of [{unknown}] within [_doc] is not allowed"
+            ),
+        );
     }
     let created = match index_state.documents.get(&id) {
         Some(existing) if existing.version >= version => {
