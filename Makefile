@@ -7,13 +7,19 @@ SHELL := /bin/bash
 TOOLS := .tools
 DYNAMODB_LOCAL_VERSION := 11.1.0
 MINISTACK_VERSION := 1.5.33
+CFN_LINT_VERSION := 1.58.0
+CARGO_LAMBDA_VERSION := 1.9.2
+ZIGLANG_VERSION := 0.14.1
+VENV_BIN := $(CURDIR)/$(TOOLS)/venv/bin
 LOCAL := target/debug/fanout-local
 
-.PHONY: help tools test test-rust lint demo
+.PHONY: help tools test test-rust test-infra lint synth deploy diff
 
 help:
-	@echo "make test    run every test (installs DynamoDB Local and ministack into $(TOOLS)/)"
-	@echo "make tools   install the local stack only"
+	@echo "make test                  run every test (installs what it needs into $(TOOLS)/ and infra/node_modules)"
+	@echo "make synth                 build the arm64 Lambda binaries and synthesize every stack"
+	@echo "make deploy STACK=<name>   build and deploy one stack (FanoutTables, WelcomeEmail, CrmSync, SearchWarm, AuditLog)"
+	@echo "make diff STACK=<name>     show what a deploy of that stack would change"
 
 ## Local stack tools, installed into an ignored folder.
 $(TOOLS)/.dynamodb-local-$(DYNAMODB_LOCAL_VERSION):
@@ -28,10 +34,31 @@ $(TOOLS)/.ministack-$(MINISTACK_VERSION):
 	$(TOOLS)/venv/bin/pip install --quiet --disable-pip-version-check ministack==$(MINISTACK_VERSION)
 	touch $@
 
+$(TOOLS)/.cfn-lint-$(CFN_LINT_VERSION): $(TOOLS)/.ministack-$(MINISTACK_VERSION)
+	$(TOOLS)/venv/bin/pip install --quiet --disable-pip-version-check cfn-lint==$(CFN_LINT_VERSION)
+	touch $@
+
+# cargo-lambda and Zig (for the arm64 cross-build) come from PyPI into the same venv.
+$(TOOLS)/.cargo-lambda-$(CARGO_LAMBDA_VERSION): $(TOOLS)/.ministack-$(MINISTACK_VERSION)
+	rustup target add aarch64-unknown-linux-gnu
+	$(TOOLS)/venv/bin/pip install --quiet --disable-pip-version-check cargo-lambda==$(CARGO_LAMBDA_VERSION) ziglang==$(ZIGLANG_VERSION)
+	touch $@
+
+infra/node_modules/.installed: infra/package-lock.json
+	cd infra && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 tools: $(TOOLS)/.dynamodb-local-$(DYNAMODB_LOCAL_VERSION) $(TOOLS)/.ministack-$(MINISTACK_VERSION)
 
-## Tests: Rust unit, doc and integration tests against the local stack.
-test: tools test-rust
+## Tests: the CDK app (assertions, IAM walk, cdk-nag, cfn-lint), then Rust unit, doc and
+## integration tests against the local stack. Rust runs last so its summary closes the run.
+test: tools test-infra test-rust
+
+test-infra: infra/node_modules/.installed $(TOOLS)/.cfn-lint-$(CFN_LINT_VERSION)
+	cd infra && npm test
+	rm -rf infra/cdk.out.lint
+	cd infra && node dist/bin/synth-templates.js cdk.out.lint
+	$(TOOLS)/venv/bin/cfn-lint --non-zero-exit-code error infra/cdk.out.lint/*.template.json
 
 test-rust:
 	command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
@@ -43,3 +70,20 @@ test-rust:
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+
+## Deploy: the real arm64 release build through cargo-lambda (bundled by cargo-lambda-cdk).
+CDK := cd infra && PATH="$(VENV_BIN):$$PATH" npx cdk
+
+synth: infra/node_modules/.installed $(TOOLS)/.cargo-lambda-$(CARGO_LAMBDA_VERSION)
+	cd infra && npx tsc
+	$(CDK) synth --quiet
+
+deploy: infra/node_modules/.installed $(TOOLS)/.cargo-lambda-$(CARGO_LAMBDA_VERSION)
+	@test -n "$(STACK)" || { echo "usage: make deploy STACK=<FanoutTables|WelcomeEmail|CrmSync|SearchWarm|AuditLog>"; exit 2; }
+	cd infra && npx tsc
+	$(CDK) deploy --exclusively $(STACK)
+
+diff: infra/node_modules/.installed $(TOOLS)/.cargo-lambda-$(CARGO_LAMBDA_VERSION)
+	@test -n "$(STACK)" || { echo "usage: make diff STACK=<name>"; exit 2; }
+	cd infra && npx tsc
+	$(CDK) diff --exclusively $(STACK)

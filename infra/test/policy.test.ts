@@ -1,0 +1,91 @@
+import { strict as assert } from 'node:assert';
+import { describe, it } from 'node:test';
+import { Match } from 'aws-cdk-lib/assertions';
+import * as cdk from 'aws-cdk-lib';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { allStacks, annotations, built } from './synth';
+
+type Statement = { Effect: string; Action: string | string[]; Resource?: unknown; NotResource?: unknown };
+
+/** Every policy statement in a template: IAM policies, roles' inline policies, queue and topic policies. */
+function statements(template: Record<string, any>): { where: string; statement: Statement }[] {
+  const found: { where: string; statement: Statement }[] = [];
+  const documents = (logicalId: string, resource: any): [string, any][] => {
+    const p = resource.Properties ?? {};
+    const docs: [string, any][] = [];
+    if (p.PolicyDocument) docs.push([logicalId, p.PolicyDocument]);
+    for (const inline of p.Policies ?? []) docs.push([`${logicalId}/${inline.PolicyName}`, inline.PolicyDocument]);
+    return docs;
+  };
+  for (const [logicalId, resource] of Object.entries<any>(template.Resources ?? {})) {
+    for (const [where, doc] of documents(logicalId, resource)) {
+      for (const statement of doc.Statement ?? []) found.push({ where, statement });
+    }
+  }
+  return found;
+}
+
+describe('IAM', () => {
+  for (const stack of allStacks) {
+    const template = JSON.parse(JSON.stringify(stack.resolve((stack as any)._toCloudFormation())));
+    it(`${stack.stackName}: no statement grants a wildcard resource`, () => {
+      const all = statements(template);
+      if (stack !== built.tables) assert.ok(all.length > 0, 'no policy statements found: the walk is broken');
+      // Deny statements (such as enforceSSL's) narrow access; only grants must be exact.
+      for (const { where, statement } of all.filter((s) => s.statement.Effect === 'Allow')) {
+        const resources = ([] as unknown[]).concat(statement.Resource ?? []);
+        for (const resource of resources) {
+          assert.notEqual(resource, '*', `${stack.stackName} ${where}: Resource "*" in ${JSON.stringify(statement)}`);
+        }
+        assert.equal(statement.NotResource, undefined, `${where}: NotResource is as broad as a wildcard`);
+        const actions = ([] as string[]).concat(statement.Action);
+        for (const action of actions) {
+          assert.ok(!/^[a-z0-9-]+:\*$/.test(action) && action !== '*', `${where}: wildcard action ${action}`);
+        }
+      }
+    });
+
+    it(`${stack.stackName}: no AWS managed policy is attached`, () => {
+      for (const [id, resource] of Object.entries<any>(template.Resources ?? {})) {
+        if (resource.Type === 'AWS::IAM::Role') {
+          assert.equal(resource.Properties.ManagedPolicyArns, undefined, `${id} attaches managed policies`);
+        }
+      }
+    });
+
+    it(`${stack.stackName}: cdk-nag AwsSolutions reports no unsuppressed error or warning`, () => {
+      const errors = annotations(stack).findError('*', Match.stringLikeRegexp('AwsSolutions-.*'));
+      const warnings = annotations(stack).findWarning('*', Match.stringLikeRegexp('AwsSolutions-.*'));
+      assert.deepEqual(errors.map((e) => `${e.id}: ${e.entry.data}`), []);
+      assert.deepEqual(warnings.map((e) => `${e.id}: ${e.entry.data}`), []);
+    });
+
+    it(`${stack.stackName}: every cdk-nag suppression carries a reason`, () => {
+      for (const [id, resource] of Object.entries<any>(template.Resources ?? {})) {
+        for (const rule of resource.Metadata?.cdk_nag?.rules_to_suppress ?? []) {
+          assert.ok(typeof rule.reason === 'string' && rule.reason.length >= 20, `${id}: suppression ${rule.id} without a real reason`);
+        }
+      }
+    });
+  }
+});
+
+describe('cdk-nag runs for real', () => {
+  it('the consumer DLQ carries its suppression with a reason', () => {
+    const template = JSON.parse(JSON.stringify(built.consumers.WelcomeEmail.resolve((built.consumers.WelcomeEmail as any)._toCloudFormation())));
+    const queue = Object.values<any>(template.Resources).find((r) => r.Type === 'AWS::SQS::Queue');
+    const ids = (queue.Metadata?.cdk_nag?.rules_to_suppress ?? []).map((r: any) => r.id);
+    assert.deepEqual(ids, ['AwsSolutions-SQS3']);
+  });
+
+  it('reports errors on a deliberately bad stack (the check can fail)', () => {
+    const app = new cdk.App();
+    const stack = new cdk.Stack(app, 'Bad');
+    new sqs.Queue(stack, 'PlainQueue', { encryption: sqs.QueueEncryption.UNENCRYPTED });
+    cdk.Aspects.of(app).add(new AwsSolutionsChecks());
+    app.synth();
+    const errors = annotations(stack).findError('*', Match.stringLikeRegexp('AwsSolutions-SQS.*'));
+    assert.ok(errors.length >= 2, `expected SQS findings, got ${errors.length}`);
+  });
+});

@@ -1,0 +1,158 @@
+import { strict as assert } from 'node:assert';
+import { describe, it } from 'node:test';
+import { Match } from 'aws-cdk-lib/assertions';
+import { NAMES, settings, tablesTemplate, templates, built } from './synth';
+
+describe('tables stack', () => {
+  it('Users has key userId, a NEW_AND_OLD_IMAGES stream, PITR and is retained', () => {
+    tablesTemplate.hasResource('AWS::DynamoDB::Table', {
+      DeletionPolicy: 'Retain',
+      UpdateReplacePolicy: 'Retain',
+      Properties: Match.objectLike({
+        KeySchema: [{ AttributeName: 'userId', KeyType: 'HASH' }],
+        StreamSpecification: { StreamViewType: 'NEW_AND_OLD_IMAGES' },
+        PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+        BillingMode: 'PAY_PER_REQUEST',
+      }),
+    });
+  });
+
+  it('EffectLedger has key pk and TTL on expiresAt', () => {
+    tablesTemplate.hasResourceProperties('AWS::DynamoDB::Table', {
+      KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
+      TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
+    });
+  });
+
+  it('UserAudit has userId + auditId', () => {
+    tablesTemplate.hasResourceProperties('AWS::DynamoDB::Table', {
+      KeySchema: [
+        { AttributeName: 'userId', KeyType: 'HASH' },
+        { AttributeName: 'auditId', KeyType: 'RANGE' },
+      ],
+    });
+  });
+
+  it('publishes names and the stream ARN as SSM parameters', () => {
+    for (const name of ['/fanout/tables/users/stream-arn', '/fanout/tables/ledger/name', '/fanout/tables/audit/name']) {
+      tablesTemplate.hasResourceProperties('AWS::SSM::Parameter', { Name: name });
+    }
+  });
+});
+
+for (const name of NAMES) {
+  const template = templates[name];
+  const s = settings[name];
+  const esm = s.eventSourceMapping;
+
+  describe(`${name} stack`, () => {
+    it('is independent of every other stack: no exports imported, no stack dependency', () => {
+      assert.equal(JSON.stringify(template.toJSON()).includes('Fn::ImportValue'), false);
+      assert.deepEqual(built.consumers[name].dependencies, []);
+    });
+
+    it('runs the Rust binary on provided.al2023, arm64, with explicit memory, timeout and concurrency', () => {
+      template.resourceCountIs('AWS::Lambda::Function', 1);
+      template.hasResourceProperties('AWS::Lambda::Function', {
+        Runtime: 'provided.al2023',
+        Architectures: ['arm64'],
+        Handler: 'bootstrap',
+        MemorySize: s.function.memoryMiB,
+        Timeout: s.function.timeoutSeconds,
+        ReservedConcurrentExecutions: s.function.reservedConcurrency,
+        LoggingConfig: Match.objectLike({ LogFormat: 'JSON', ApplicationLogLevel: 'INFO' }),
+      });
+    });
+
+    it('sets every environment variable the binary requires', () => {
+      const fn = Object.values(template.findResources('AWS::Lambda::Function'))[0];
+      const variables = Object.keys(fn.Properties.Environment.Variables);
+      for (const required of s.environment.required) {
+        assert.ok(variables.includes(required), `${required} missing from ${variables}`);
+      }
+      for (const present of variables) {
+        assert.ok([...s.environment.required, ...s.environment.optional].includes(present), `${present} is not a documented variable`);
+      }
+    });
+
+    it('maps the stream with every knob from consumers.json', () => {
+      template.resourceCountIs('AWS::Lambda::EventSourceMapping', 1);
+      template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+        StartingPosition: 'TRIM_HORIZON',
+        BatchSize: esm.batchSize,
+        MaximumBatchingWindowInSeconds: esm.maxBatchingWindowSeconds,
+        ParallelizationFactor: 1,
+        BisectBatchOnFunctionError: true,
+        MaximumRetryAttempts: esm.maximumRetryAttempts,
+        MaximumRecordAgeInSeconds: esm.maximumRecordAgeSeconds,
+        FunctionResponseTypes: ['ReportBatchItemFailures'],
+        DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [Match.stringLikeRegexp('ConsumerDlq'), 'Arn'] } } },
+        FilterCriteria: esm.filters.length > 0 ? { Filters: esm.filters.map((f) => ({ Pattern: JSON.stringify(f) })) } : Match.absent(),
+      });
+    });
+
+    it('bounds retries and record age well under the 24 h stream retention', () => {
+      assert.ok(esm.maximumRetryAttempts >= 1 && esm.maximumRetryAttempts <= 100);
+      assert.ok(esm.maximumRecordAgeSeconds <= 12 * 3600);
+    });
+
+    it('has its own encrypted, long-retention DLQ', () => {
+      template.resourceCountIs('AWS::SQS::Queue', 1);
+      template.hasResourceProperties('AWS::SQS::Queue', { SqsManagedSseEnabled: true, MessageRetentionPeriod: 14 * 24 * 3600 });
+    });
+
+    it('alarms on a non-empty DLQ, iterator age far below 24 h, and function errors, to its topic', () => {
+      template.resourceCountIs('AWS::CloudWatch::Alarm', 3);
+      const topic = { Ref: Match.stringLikeRegexp('^Alarms') };
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        MetricName: 'ApproximateNumberOfMessagesVisible', Namespace: 'AWS/SQS', Threshold: 0,
+        ComparisonOperator: 'GreaterThanThreshold', AlarmActions: [topic],
+      });
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        MetricName: 'IteratorAge', Statistic: 'Maximum', Threshold: s.alarms.iteratorAgeMaxSeconds * 1000, AlarmActions: [topic],
+      });
+      assert.ok(s.alarms.iteratorAgeMaxSeconds <= 2 * 3600, 'iterator-age threshold must be far below 24 h');
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'Errors', Namespace: 'AWS/Lambda', AlarmActions: [topic] });
+    });
+  });
+}
+
+describe('ledger access', () => {
+  for (const name of ['WelcomeEmail', 'CrmSync'] as const) {
+    it(`${name} may write only ledger keys under its own prefix`, () => {
+      templates[name].hasResourceProperties('AWS::IAM::Policy', {
+        PolicyDocument: {
+          Statement: Match.arrayWith([
+            Match.objectLike({
+              Sid: 'OwnLedgerEntriesOnly',
+              Action: ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'],
+              Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`${settings[name].ledgerKeyPrefix}#*`] } },
+            }),
+          ]),
+        },
+      });
+    });
+  }
+
+  for (const name of ['SearchWarm', 'AuditLog'] as const) {
+    it(`${name} has no ledger access at all`, () => {
+      assert.equal(JSON.stringify(templates[name].toJSON()).includes('/fanout/tables/ledger/name'), false);
+    });
+  }
+});
+
+describe('consumer targets', () => {
+  const statement = (name: keyof typeof templates, sid: string, action: string) =>
+    templates[name].hasResourceProperties('AWS::IAM::Policy', {
+      PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Sid: sid, Action: action })]) },
+    });
+  it('welcome-email sends from its own SES identity only', () => statement('WelcomeEmail', 'SendFromOwnIdentityOnly', 'ses:SendEmail'));
+  it('crm-sync puts events on the CRM bus only', () => statement('CrmSync', 'PutEventsOnCrmBusOnly', 'events:PutEvents'));
+  it('audit-log only appends rows', () => statement('AuditLog', 'AppendAuditRowsOnly', 'dynamodb:PutItem'));
+  it('search-warm writes user documents only', () =>
+    templates.SearchWarm.hasResourceProperties('AWS::IAM::Policy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([Match.objectLike({ Sid: 'WriteUserDocumentsOnly', Action: ['es:ESHttpPut', 'es:ESHttpDelete'] })]),
+      },
+    }));
+});
