@@ -13,9 +13,10 @@ ZIGLANG_VERSION := 0.14.1
 VENV_BIN := $(CURDIR)/$(TOOLS)/venv/bin
 LOCAL := target/debug/fanout-local
 
-.PHONY: help tools test test-rust test-infra lint synth deploy diff
+.PHONY: help tools test test-rust test-infra lint demo synth deploy diff
 
 help:
+	@echo "make demo                  run the whole fan-out on the local stack and show what each consumer did"
 	@echo "make test                  run every test (installs what it needs into $(TOOLS)/ and infra/node_modules)"
 	@echo "make synth                 build the arm64 Lambda binaries and synthesize every stack"
 	@echo "make deploy STACK=<name>   build and deploy one stack (FanoutTables, WelcomeEmail, CrmSync, SearchWarm, AuditLog)"
@@ -66,6 +67,11 @@ test-rust:
 	cargo test --workspace --doc
 	cargo nextest run --workspace --no-run
 	$(LOCAL) with -- cargo nextest run --workspace --no-fail-fast
+
+## Demo: the scenario of crates/local/examples/demo.rs on the local stack.
+demo: tools
+	cargo build --quiet -p fanout-local --bin fanout-local --example demo
+	$(LOCAL) with -- target/debug/examples/demo
 
 lint:
 	cargo fmt --all -- --check
