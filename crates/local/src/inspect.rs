@@ -58,6 +58,33 @@ pub async fn sent_emails(
         .collect())
 }
 
+/// Reads the messages currently in an SQS queue without deleting them (they become visible
+/// again after a short visibility timeout).
+pub async fn peek_queue(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+) -> Result<Vec<String>, InspectError> {
+    let output = sqs
+        .receive_message()
+        .queue_url(queue_url)
+        .max_number_of_messages(10)
+        .visibility_timeout(1)
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .map_err(|e| InspectError {
+            what: "queue",
+            url: queue_url.to_owned(),
+            message: format!("{e:?}"),
+        })?;
+    Ok(output
+        .messages
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|m| m.body)
+        .collect())
+}
+
 /// Receives (and deletes) every message currently in an SQS queue; returns the bodies.
 pub async fn drain_queue(
     sqs: &aws_sdk_sqs::Client,

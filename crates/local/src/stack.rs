@@ -212,6 +212,13 @@ impl LocalStack {
         ]
     }
 
+    /// Leaves both servers running after this value is gone; returns their process ids
+    /// (DynamoDB Local, ministack) for a later `down`.
+    pub fn detach(self) -> (u32, u32) {
+        let stack = std::mem::ManuallyDrop::new(self);
+        (stack.dynamodb.id(), stack.ministack.id())
+    }
+
     /// Stops both servers and waits for them to exit.
     pub fn stop(mut self) {
         self.stop_children();
