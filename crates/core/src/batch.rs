@@ -147,6 +147,15 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
+/// Why [`BatchProcessor::run_json`] could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunJsonError {
+    #[error("not a DynamoDB event: {0}")]
+    Event(serde_json::Error),
+    #[error(transparent)]
+    Batch(#[from] BatchError),
+}
+
 /// What one invocation gives a record's work.
 #[derive(Debug, Clone)]
 pub struct RecordInput {
@@ -207,6 +216,18 @@ impl BatchProcessor {
         let report = self.run(event, deadline, work).await?;
         report.metrics.emit(&self.consumer);
         Ok(report.response)
+    }
+
+    /// Runs a DynamoDB event given as JSON text (a fixture from `events/`) with a deadline
+    /// `timeout` from now, returning every record's result. For tests and local tools.
+    pub async fn run_json<H: RecordHandler>(
+        &self,
+        event_json: &str,
+        timeout: std::time::Duration,
+        work: Arc<H>,
+    ) -> Result<BatchReport, RunJsonError> {
+        let event: Event = serde_json::from_str(event_json).map_err(RunJsonError::Event)?;
+        Ok(self.run(event, SystemTime::now() + timeout, work).await?)
     }
 
     /// Like [`BatchProcessor::process`], returning every record's result, without emitting

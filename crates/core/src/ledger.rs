@@ -261,13 +261,7 @@ impl Ledger {
             .expression_attribute_values(":nowSecs", n(epoch_secs(now)))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) if is_conditional_failure(&err) => Err(LedgerError::Fenced {
-                key: claim.key.to_string(),
-            }),
-            Err(err) => Err(request_error("complete", &claim.key, &err)),
-        }
+        fenced("complete", claim, result.map(drop))
     }
 
     /// Gives the claim up after a failed effect, if it is still ours, so a retry can claim it.
@@ -282,13 +276,7 @@ impl Ledger {
             .expression_attribute_values(":owner", s(&claim.owner))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) if is_conditional_failure(&err) => Err(LedgerError::Fenced {
-                key: claim.key.to_string(),
-            }),
-            Err(err) => Err(request_error("release", &claim.key, &err)),
-        }
+        fenced("release", claim, result.map(drop))
     }
 }
 
@@ -340,6 +328,25 @@ impl Ledger {
                 }
             },
         }
+    }
+}
+
+/// A fenced write's result: a failed owner condition means the claim is no longer ours.
+fn fenced<E, R>(
+    operation: &'static str,
+    claim: &LedgerClaim,
+    result: Result<(), SdkError<E, R>>,
+) -> Result<(), LedgerError>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(()) => Ok(()),
+        Err(err) if is_conditional_failure(&err) => Err(LedgerError::Fenced {
+            key: claim.key.to_string(),
+        }),
+        Err(err) => Err(request_error(operation, &claim.key, &err)),
     }
 }
 

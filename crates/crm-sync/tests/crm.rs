@@ -2,10 +2,9 @@
 //! queue in ministack, which the tests read.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use crm_sync::{CONSUMER, CrmSync, CrmSyncConfig};
-use fanout_core::aws_lambda_events::dynamodb::Event;
 use fanout_core::{
     BatchProcessor, BatchReport, ConsumerConfig, Env, Ledger, RecordOutcome, RecordResult,
 };
@@ -59,10 +58,10 @@ impl Setup {
     }
 
     async fn deliver(&self, fixture: &str) -> BatchReport {
-        let event: Event = serde_json::from_str(&fixture_text(fixture)).unwrap();
-        let deadline = SystemTime::now() + Duration::from_secs(60);
+        let timeout = Duration::from_secs(60);
+        let handler = Arc::clone(&self.handler);
         self.processor
-            .run(event, deadline, Arc::clone(&self.handler))
+            .run_json(&fixture_text(fixture), timeout, handler)
             .await
             .unwrap()
     }

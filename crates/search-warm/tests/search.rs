@@ -2,11 +2,10 @@
 //! 127.0.0.1, started inside the test) and SQS in ministack for parked records.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
-use fanout_core::aws_lambda_events::dynamodb::Event;
 use fanout_core::{BatchProcessor, BatchReport, ConsumerConfig, Env, RecordOutcome, RecordResult};
 use fanout_local::search_standin::SearchStandIn;
 use fanout_local::testing::{ConsumerResources, fixture_text};
@@ -45,10 +44,10 @@ impl Setup {
     }
 
     async fn deliver(&self, fixture: &str) -> BatchReport {
-        let event: Event = serde_json::from_str(&fixture_text(fixture)).unwrap();
-        let deadline = SystemTime::now() + Duration::from_secs(60);
+        let timeout = Duration::from_secs(60);
+        let handler = Arc::clone(&self.handler);
         self.processor
-            .run(event, deadline, Arc::clone(&self.handler))
+            .run_json(&fixture_text(fixture), timeout, handler)
             .await
             .unwrap()
     }

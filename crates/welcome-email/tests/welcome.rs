@@ -4,10 +4,9 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use fanout_core::aws_lambda_events::dynamodb::Event;
 use fanout_core::{
     BatchProcessor, BatchReport, ConsumerConfig, Env, Ledger, RecordOutcome, RecordResult,
 };
@@ -58,10 +57,10 @@ impl Setup {
     }
 
     async fn deliver(&self, fixture: &str) -> BatchReport {
-        let event: Event = serde_json::from_str(&fixture_text(fixture)).unwrap();
-        let deadline = SystemTime::now() + Duration::from_secs(60);
+        let timeout = Duration::from_secs(60);
+        let handler = Arc::clone(&self.handler);
         self.processor
-            .run(event, deadline, Arc::clone(&self.handler))
+            .run_json(&fixture_text(fixture), timeout, handler)
             .await
             .unwrap()
     }
