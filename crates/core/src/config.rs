@@ -15,12 +15,20 @@ use std::str::FromStr;
 
 use crate::batch::DEFAULT_MAX_CONCURRENCY;
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// A configuration error. `Debug` prints the same sentence as `Display`: a consumer's `main`
+/// returns it, and Rust (and so Lambda's init error) shows `main`'s error with `Debug`.
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     #[error("missing environment variable {name}")]
     Missing { name: String },
     #[error("environment variable {name} is malformed: {reason}")]
     Malformed { name: String, reason: String },
+}
+
+impl std::fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// A snapshot of the environment variables.

@@ -289,7 +289,8 @@ fn missing_variable_fails_the_cold_start_naming_it() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
-        stderr.contains("FROM_ADDRESS") && stdout.contains("FROM_ADDRESS"),
+        stderr.contains("Error: missing environment variable FROM_ADDRESS")
+            && stdout.contains("FROM_ADDRESS"),
         "stderr: {stderr}\nstdout: {stdout}"
     );
 }
