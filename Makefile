@@ -39,17 +39,23 @@ $(TOOLS)/.cfn-lint-$(CFN_LINT_VERSION): $(TOOLS)/.ministack-$(MINISTACK_VERSION)
 	$(TOOLS)/venv/bin/pip install --quiet --disable-pip-version-check cfn-lint==$(CFN_LINT_VERSION)
 	touch $@
 
-# cargo-lambda and Zig (for the arm64 cross-build) come from PyPI into the same venv.
+# cargo-lambda (serves the real binaries through the Invoke API locally, and builds them for
+# Lambda) comes from PyPI into the same venv.
 $(TOOLS)/.cargo-lambda-$(CARGO_LAMBDA_VERSION): $(TOOLS)/.ministack-$(MINISTACK_VERSION)
+	$(TOOLS)/venv/bin/pip install --quiet --disable-pip-version-check cargo-lambda==$(CARGO_LAMBDA_VERSION)
+	touch $@
+
+# The arm64 cross-build: Zig from PyPI, and the Rust target (fetched by rustup).
+$(TOOLS)/.arm64-$(ZIGLANG_VERSION): $(TOOLS)/.cargo-lambda-$(CARGO_LAMBDA_VERSION)
 	rustup target add aarch64-unknown-linux-gnu
-	$(TOOLS)/venv/bin/pip install --quiet --disable-pip-version-check cargo-lambda==$(CARGO_LAMBDA_VERSION) ziglang==$(ZIGLANG_VERSION)
+	$(TOOLS)/venv/bin/pip install --quiet --disable-pip-version-check ziglang==$(ZIGLANG_VERSION)
 	touch $@
 
 infra/node_modules/.installed: infra/package-lock.json
 	cd infra && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-tools: $(TOOLS)/.dynamodb-local-$(DYNAMODB_LOCAL_VERSION) $(TOOLS)/.ministack-$(MINISTACK_VERSION)
+tools: $(TOOLS)/.dynamodb-local-$(DYNAMODB_LOCAL_VERSION) $(TOOLS)/.ministack-$(MINISTACK_VERSION) $(TOOLS)/.cargo-lambda-$(CARGO_LAMBDA_VERSION)
 
 ## Tests: the CDK app (assertions, IAM walk, cdk-nag, cfn-lint), then Rust unit, doc and
 ## integration tests against the local stack. Rust runs last so its summary closes the run.
@@ -80,16 +86,16 @@ lint:
 ## Deploy: the real arm64 release build through cargo-lambda (bundled by cargo-lambda-cdk).
 CDK := cd infra && PATH="$(VENV_BIN):$$PATH" npx cdk
 
-synth: infra/node_modules/.installed $(TOOLS)/.cargo-lambda-$(CARGO_LAMBDA_VERSION)
+synth: infra/node_modules/.installed $(TOOLS)/.arm64-$(ZIGLANG_VERSION)
 	cd infra && npx tsc
 	$(CDK) synth --quiet
 
-deploy: infra/node_modules/.installed $(TOOLS)/.cargo-lambda-$(CARGO_LAMBDA_VERSION)
+deploy: infra/node_modules/.installed $(TOOLS)/.arm64-$(ZIGLANG_VERSION)
 	@test -n "$(STACK)" || { echo "usage: make deploy STACK=<FanoutTables|WelcomeEmail|CrmSync|SearchWarm|AuditLog>"; exit 2; }
 	cd infra && npx tsc
 	$(CDK) deploy --exclusively $(STACK)
 
-diff: infra/node_modules/.installed $(TOOLS)/.cargo-lambda-$(CARGO_LAMBDA_VERSION)
+diff: infra/node_modules/.installed $(TOOLS)/.arm64-$(ZIGLANG_VERSION)
 	@test -n "$(STACK)" || { echo "usage: make diff STACK=<name>"; exit 2; }
 	cd infra && npx tsc
 	$(CDK) diff --exclusively $(STACK)

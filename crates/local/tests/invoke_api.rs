@@ -1,0 +1,73 @@
+//! The real consumer binaries, served by `cargo lambda watch`, driven through the Lambda Invoke
+//! API by the local event source mapping.
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use fanout_local::esm::{InvocationOutcome, LocalMapping, MappingSettings};
+use fanout_local::invoke_api::WatchedFunction;
+use fanout_local::resources::{create_audit_table, create_queue, create_users_table};
+use fanout_local::testing::{local_sdk_config, unique_name};
+
+#[tokio::test]
+async fn audit_log_binary_through_the_invoke_api_writes_one_row_per_record() {
+    let aws = local_sdk_config().await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
+    let users = unique_name("Users");
+    let audit = unique_name("UserAudit");
+    let stream_arn = create_users_table(&dynamodb, &users).await.unwrap();
+    create_audit_table(&dynamodb, &audit).await.unwrap();
+    let dlq = create_queue(&aws_sdk_sqs::Client::new(&aws), &unique_name("audit-dlq"))
+        .await
+        .unwrap();
+
+    let function = WatchedFunction::start(
+        "audit-log",
+        &[
+            ("AUDIT_TABLE".to_owned(), audit.clone()),
+            ("DLQ_URL".to_owned(), dlq.clone()),
+        ],
+    )
+    .unwrap();
+
+    for (user, version) in [("a", "1"), ("b", "1"), ("a", "2")] {
+        dynamodb
+            .put_item()
+            .table_name(&users)
+            .item("userId", AttributeValue::S(user.into()))
+            .item("email", AttributeValue::S(format!("{user}@example.com")))
+            .item("plan", AttributeValue::S("free".into()))
+            .item("version", AttributeValue::N(version.into()))
+            .item(
+                "updatedAt",
+                AttributeValue::S("2026-11-23T10:00:00Z".into()),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    let settings = MappingSettings {
+        max_batching_window: Duration::ZERO,
+        ..MappingSettings::for_consumer("AuditLog").unwrap()
+    };
+    let mut mapping = LocalMapping::new(
+        &aws,
+        &stream_arn,
+        "audit-log",
+        &dlq,
+        settings,
+        function.invoker(),
+    );
+    let report = mapping.poll().await.unwrap();
+    assert_eq!(report.invocations.len(), 1, "{:?}", report.invocations);
+    assert_eq!(report.invocations[0].outcome, InvocationOutcome::Succeeded);
+
+    let rows = dynamodb
+        .scan()
+        .table_name(&audit)
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rows.count(), 3);
+}
