@@ -77,6 +77,8 @@ test-rust:
 ## Demo: the scenario of crates/local/examples/demo.rs on the local stack.
 demo: tools
 	cargo build --quiet -p fanout-local --bin fanout-local --example demo
+	# The binaries as cargo lambda watch builds them (one package at a time), before the clock starts.
+	for c in welcome-email crm-sync search-warm audit-log; do cargo build --quiet -p $$c --bin $$c; done
 	$(LOCAL) with -- target/debug/examples/demo
 
 lint:

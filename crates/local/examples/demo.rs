@@ -1,8 +1,9 @@
 //! `make demo`: the whole fan-out on the local stack, including the failure paths.
 //!
 //! Run inside `fanout-local with -- …` (the Makefile does), which starts DynamoDB Local and
-//! ministack and points the standard `AWS_ENDPOINT_URL_*` variables at them. The consumers run
-//! in-process, each behind its own local event source mapping with the settings of
+//! ministack and points the standard `AWS_ENDPOINT_URL_*` variables at them. Each consumer's
+//! real binary runs under `cargo lambda watch` (or, with `--in-process`, its library runs
+//! in-process), behind its own local event source mapping with the settings of
 //! `infra/consumers.json`; search-warm writes to the search stand-in (not OpenSearch).
 
 use std::collections::BTreeMap;
@@ -18,6 +19,7 @@ use fanout_core::{
 };
 use fanout_local::esm::{Invoke, LocalMapping, MappingSettings};
 use fanout_local::inspect::{drain_queue, sent_emails};
+use fanout_local::invoke_api::{InvokeApi, WatchedFunction};
 use fanout_local::resources::{
     create_audit_table, create_bus_to_queue, create_ledger_table, create_queue, create_users_table,
     create_verified_sender, queue_arn,
@@ -30,86 +32,132 @@ use welcome_email::WelcomeEmail;
 
 type DemoError = Box<dyn std::error::Error + Send + Sync>;
 
-/// A consumer invoked in-process as the Lambda runtime would (the deadline `timeout` from
-/// now), keeping every event and per-record result so a batch can be redelivered and judged.
-struct InProcess<H> {
-    processor: BatchProcessor,
-    handler: Arc<H>,
-    timeout: Duration,
-    delivered: Mutex<Vec<(Value, Vec<RecordResult>)>>,
+/// How the demo runs the consumers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runner {
+    /// The real binaries, each served by `cargo lambda watch` and invoked through the Lambda
+    /// Invoke API (what `make demo` does).
+    Binaries,
+    /// The consumer libraries in-process, through the same batch processor the Lambda runtime
+    /// calls (what the test does: faster, and it sees each record's outcome).
+    InProcess,
 }
 
-impl<H: RecordHandler> Invoke for InProcess<H> {
+/// One consumer as the mapping sees it, remembering every event it was given and, in-process,
+/// each record's result, so a batch can be redelivered and judged.
+struct Function<H> {
+    target: Target<H>,
+    delivered: Mutex<Vec<Value>>,
+    results: Mutex<Vec<Vec<RecordResult>>>,
+}
+
+enum Target<H> {
+    InProcess {
+        processor: BatchProcessor,
+        handler: Arc<H>,
+    },
+    // The watcher lives as long as the function: dropping it stops the binary.
+    Binary {
+        api: InvokeApi,
+        _watch: WatchedFunction,
+    },
+}
+
+impl<H: RecordHandler> Invoke for Function<H> {
     async fn invoke(&self, json: Value) -> Result<Value, String> {
-        let event: Event = serde_json::from_value(json.clone())
-            .map_err(|e| format!("not a DynamoDB event: {e}"))?;
-        let deadline = SystemTime::now() + self.timeout;
-        let report = self
-            .processor
-            .run(event, deadline, Arc::clone(&self.handler))
-            .await
-            .map_err(|e| e.to_string())?;
         if let Ok(mut delivered) = self.delivered.lock() {
-            delivered.push((json, report.results.clone()));
+            delivered.push(json.clone());
         }
-        serde_json::to_value(report.response).map_err(|e| e.to_string())
+        match &self.target {
+            Target::Binary { api, .. } => api.invoke(json).await,
+            Target::InProcess { processor, handler } => {
+                let event: Event = serde_json::from_value(json)
+                    .map_err(|e| format!("not a DynamoDB event: {e}"))?;
+                let deadline = SystemTime::now() + Duration::from_secs(30);
+                let report = processor
+                    .run(event, deadline, Arc::clone(handler))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if let Ok(mut results) = self.results.lock() {
+                    results.push(report.results.clone());
+                }
+                serde_json::to_value(report.response).map_err(|e| e.to_string())
+            }
+        }
     }
 }
 
-impl<H> InProcess<H> {
-    fn events(&self) -> Vec<Value> {
-        self.delivered
-            .lock()
-            .map(|d| d.iter().map(|(e, _)| e.clone()).collect())
-            .unwrap_or_default()
+impl<H> Function<H> {
+    fn first_event(&self) -> Option<Value> {
+        self.delivered.lock().ok()?.first().cloned()
     }
 
-    fn last_results(&self) -> Vec<RecordResult> {
-        self.delivered
-            .lock()
-            .ok()
-            .and_then(|d| d.last().map(|(_, r)| r.clone()))
-            .unwrap_or_default()
+    fn last_results(&self) -> Option<Vec<RecordResult>> {
+        self.results.lock().ok()?.last().cloned()
     }
 }
 
 /// One consumer wired to its mapping.
 struct Wired<H> {
     name: &'static str,
-    mapping: LocalMapping<Arc<InProcess<H>>>,
-    function: Arc<InProcess<H>>,
+    mapping: LocalMapping<Arc<Function<H>>>,
+    function: Arc<Function<H>>,
+}
+
+struct Consumer<H> {
+    name: &'static str,
+    settings_name: &'static str,
+    dlq_url: String,
+    /// The binary's configuration variables (besides the endpoints it inherits).
+    env: Vec<(&'static str, String)>,
+    handler: H,
 }
 
 fn wire<H: RecordHandler>(
     aws: &aws_config::SdkConfig,
     stream_arn: &str,
-    name: &'static str,
-    settings_name: &str,
-    dlq_url: String,
-    handler: H,
+    runner: Runner,
+    consumer: Consumer<H>,
 ) -> Result<Wired<H>, DemoError> {
-    let settings = MappingSettings::for_consumer(settings_name)?;
-    let processor = ConsumerConfig {
-        dlq_url: dlq_url.clone(),
-        max_concurrency: fanout_core::batch::DEFAULT_MAX_CONCURRENCY,
-    }
-    .processor(name, aws);
-    let function = Arc::new(InProcess {
-        processor,
-        handler: Arc::new(handler),
-        timeout: Duration::from_secs(30),
+    let settings = MappingSettings::for_consumer(consumer.settings_name)?;
+    let target = match runner {
+        Runner::InProcess => Target::InProcess {
+            processor: ConsumerConfig {
+                dlq_url: consumer.dlq_url.clone(),
+                max_concurrency: fanout_core::batch::DEFAULT_MAX_CONCURRENCY,
+            }
+            .processor(consumer.name, aws),
+            handler: Arc::new(consumer.handler),
+        },
+        Runner::Binaries => {
+            let mut env: Vec<(String, String)> = consumer
+                .env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect();
+            env.push(("DLQ_URL".to_owned(), consumer.dlq_url.clone()));
+            let watch = WatchedFunction::start(consumer.name, &env)?;
+            Target::Binary {
+                api: watch.invoker(),
+                _watch: watch,
+            }
+        }
+    };
+    let function = Arc::new(Function {
+        target,
         delivered: Mutex::new(Vec::new()),
+        results: Mutex::new(Vec::new()),
     });
     let mapping = LocalMapping::new(
         aws,
         stream_arn,
-        name,
-        &dlq_url,
+        consumer.name,
+        &consumer.dlq_url,
         settings,
         Arc::clone(&function),
     );
     Ok(Wired {
-        name,
+        name: consumer.name,
         mapping,
         function,
     })
@@ -182,7 +230,7 @@ impl Summary {
 }
 
 /// Runs the scenario and reports what each consumer did.
-pub async fn run_demo() -> Result<Summary, DemoError> {
+pub async fn run_demo(runner: Runner) -> Result<Summary, DemoError> {
     let started = Instant::now();
     let aws = local_sdk_config().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
@@ -214,37 +262,63 @@ pub async fn run_demo() -> Result<Summary, DemoError> {
     let search = SearchStandIn::start().await?;
 
     let ledger = Ledger::new(dynamodb.clone(), table("EffectLedger"));
+    let ledger_table = table("EffectLedger");
     let mut welcome = wire(
         &aws,
         &stream_arn,
-        welcome_email::CONSUMER,
-        "WelcomeEmail",
-        dlqs["welcome-email"].clone(),
-        WelcomeEmail::new(ledger.clone(), aws_sdk_sesv2::Client::new(&aws), &sender),
+        runner,
+        Consumer {
+            name: welcome_email::CONSUMER,
+            settings_name: "WelcomeEmail",
+            dlq_url: dlqs["welcome-email"].clone(),
+            env: vec![
+                ("LEDGER_TABLE", ledger_table.clone()),
+                ("FROM_ADDRESS", sender.clone()),
+            ],
+            handler: WelcomeEmail::new(ledger.clone(), aws_sdk_sesv2::Client::new(&aws), &sender),
+        },
     )?;
     let mut crm = wire(
         &aws,
         &stream_arn,
-        crm_sync::CONSUMER,
-        "CrmSync",
-        dlqs["crm-sync"].clone(),
-        CrmSync::new(ledger.clone(), aws_sdk_eventbridge::Client::new(&aws), &bus),
+        runner,
+        Consumer {
+            name: crm_sync::CONSUMER,
+            settings_name: "CrmSync",
+            dlq_url: dlqs["crm-sync"].clone(),
+            env: vec![
+                ("LEDGER_TABLE", ledger_table.clone()),
+                ("CRM_EVENT_BUS", bus.clone()),
+            ],
+            handler: CrmSync::new(ledger.clone(), aws_sdk_eventbridge::Client::new(&aws), &bus),
+        },
     )?;
     let mut search_warm = wire(
         &aws,
         &stream_arn,
-        search_warm::CONSUMER,
-        "SearchWarm",
-        dlqs["search-warm"].clone(),
-        SearchWarm::new(SearchIndex::local(search.endpoint().parse()?, "users")?),
+        runner,
+        Consumer {
+            name: search_warm::CONSUMER,
+            settings_name: "SearchWarm",
+            dlq_url: dlqs["search-warm"].clone(),
+            env: vec![
+                ("SEARCH_ENDPOINT", search.endpoint()),
+                ("SEARCH_INDEX", "users".to_owned()),
+            ],
+            handler: SearchWarm::new(SearchIndex::local(search.endpoint().parse()?, "users")?),
+        },
     )?;
     let mut audit = wire(
         &aws,
         &stream_arn,
-        audit_log::CONSUMER,
-        "AuditLog",
-        dlqs["audit-log"].clone(),
-        AuditLog::new(dynamodb.clone(), table("UserAudit")),
+        runner,
+        Consumer {
+            name: audit_log::CONSUMER,
+            settings_name: "AuditLog",
+            dlq_url: dlqs["audit-log"].clone(),
+            env: vec![("AUDIT_TABLE", table("UserAudit"))],
+            handler: AuditLog::new(dynamodb.clone(), table("UserAudit")),
+        },
     )?;
 
     // The scenario, phase 1: what the API writes.
@@ -264,6 +338,10 @@ pub async fn run_demo() -> Result<Summary, DemoError> {
         "          delivered twice; grace renamed; ada pro->free; linus deleted; a poison record",
     );
     summary.say("          (mallory, version \"seven\")");
+    summary.say(match runner {
+        Runner::Binaries => "consumers: the real binaries, served by cargo lambda watch, invoked through the Invoke API",
+        Runner::InProcess => "consumers: the libraries in-process, through the Lambda batch entry point",
+    });
     summary.say("");
 
     let mut invocations = 0;
@@ -493,18 +571,27 @@ async fn poll<H: RecordHandler>(
 
 /// Delivers the consumer's first batch again and says what its records did this time.
 async fn redeliver<H: RecordHandler>(wired: &Wired<H>) -> Result<String, DemoError> {
-    let Some(event) = wired.function.events().into_iter().next() else {
+    let Some(event) = wired.function.first_event() else {
         return Ok("no batch to redeliver".to_owned());
     };
+    let records = event["Records"].as_array().map_or(0, Vec::len);
     let response = wired.function.invoke(event).await?;
-    let results = wired.function.last_results();
+    let failed = response["batchItemFailures"].as_array().map_or(0, Vec::len);
+    let Some(results) = wired.function.last_results() else {
+        // A binary reports only failures; the effects are counted at the services above.
+        let verdict = if failed == 0 {
+            "no new effect"
+        } else {
+            "FAILED"
+        };
+        return Ok(format!("{records} record(s): {failed} failed: {verdict}"));
+    };
     let count = |outcome: RecordOutcome| {
         results
             .iter()
             .filter(|r| **r == RecordResult::Succeeded(outcome))
             .count()
     };
-    let failed = response["batchItemFailures"].as_array().map_or(0, Vec::len);
     let (done, duplicate, ignored) = (
         count(RecordOutcome::Done),
         count(RecordOutcome::Duplicate),
@@ -516,14 +603,18 @@ async fn redeliver<H: RecordHandler>(wired: &Wired<H>) -> Result<String, DemoErr
         "NEW EFFECTS"
     };
     Ok(format!(
-        "{} record(s): {duplicate} duplicate, {ignored} needing nothing, {done} done, {failed} failed: {verdict}",
-        results.len()
+        "{records} record(s): {duplicate} duplicate, {ignored} needing nothing, {done} done, {failed} failed: {verdict}"
     ))
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    match run_demo().await {
+    let runner = if std::env::args().any(|a| a == "--in-process") {
+        Runner::InProcess
+    } else {
+        Runner::Binaries
+    };
+    match run_demo(runner).await {
         Ok(summary) => {
             for line in &summary.lines {
                 println!("{line}");

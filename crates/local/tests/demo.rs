@@ -7,7 +7,9 @@ mod demo;
 
 #[tokio::test]
 async fn the_demo_scenario_passes_every_check() {
-    let summary = demo::run_demo().await.expect("the demo runs");
+    let summary = demo::run_demo(demo::Runner::InProcess)
+        .await
+        .expect("the demo runs");
     assert!(
         summary.failures.is_empty(),
         "{}\n\nfailed checks:\n{}",
