@@ -271,3 +271,48 @@ fn user_debug_never_prints_the_email() {
     assert!(!text.contains("Ada"), "{text}");
     assert!(text.contains("u-1001"));
 }
+
+#[test]
+fn every_fixture_is_a_lambda_dynamodb_event_with_reportable_records() {
+    let dir = fanout_local::testing::fixture_path("");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("json") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let event: Event = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{}: not a DynamoDB event: {e}", path.display()));
+        assert!(!event.records.is_empty(), "{}: no records", path.display());
+        for record in &event.records {
+            assert!(
+                !record.event_id.is_empty(),
+                "{}: a record without eventID",
+                path.display()
+            );
+            assert!(
+                record
+                    .change
+                    .sequence_number
+                    .as_deref()
+                    .is_some_and(|s| !s.is_empty()),
+                "{}: a record without SequenceNumber",
+                path.display()
+            );
+            assert_eq!(record.event_source.as_deref(), Some("aws:dynamodb"));
+            assert!(
+                record
+                    .event_source_arn
+                    .as_deref()
+                    .is_some_and(|a| a.contains(":table/Users/stream/"))
+            );
+        }
+        seen += 1;
+    }
+    assert!(
+        seen >= 12,
+        "only {seen} fixtures found in {}",
+        dir.display()
+    );
+}
