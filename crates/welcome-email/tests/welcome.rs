@@ -12,9 +12,7 @@ use fanout_core::{
 };
 use fanout_local::inspect::{SentEmail, sent_emails};
 use fanout_local::resources::create_verified_sender;
-use fanout_local::testing::{
-    ConsumerResources, fixture_path, fixture_text, ministack_url, unique_name,
-};
+use fanout_local::testing::{ConsumerResources, fixture_text, ministack_url, unique_name};
 use welcome_email::{CONSUMER, WelcomeEmail};
 
 struct Setup {
@@ -293,9 +291,4 @@ fn missing_variable_fails_the_cold_start_naming_it() {
             && stdout.contains("FROM_ADDRESS"),
         "stderr: {stderr}\nstdout: {stdout}"
     );
-}
-
-#[test]
-fn fixtures_used_here_exist_for_cargo_lambda_invoke() {
-    assert!(fixture_path("user-upgrade-free-to-pro.json").is_file());
 }
