@@ -123,7 +123,7 @@ impl<T: DeserializeOwned> Change<T> {
             }),
             "REMOVE" => Ok(Change::Remove {
                 old: old()?,
-                by: remover(record),
+                by: Remover::of(record),
             }),
             other => Err(DecodeError::UnknownEventName {
                 event_id: event_id.to_owned(),
@@ -137,18 +137,15 @@ impl Remover {
     /// Who removed the item of a `REMOVE` record: TTL deletes carry
     /// `userIdentity {type: Service, principalId: dynamodb.amazonaws.com}`.
     pub fn of(record: &EventRecord) -> Remover {
-        remover(record)
-    }
-}
-
-fn remover(record: &EventRecord) -> Remover {
-    match &record.user_identity {
-        Some(identity)
-            if identity.type_ == "Service" && identity.principal_id == "dynamodb.amazonaws.com" =>
-        {
-            Remover::Ttl
+        match &record.user_identity {
+            Some(identity)
+                if identity.type_ == "Service"
+                    && identity.principal_id == "dynamodb.amazonaws.com" =>
+            {
+                Remover::Ttl
+            }
+            _ => Remover::Application,
         }
-        _ => Remover::Application,
     }
 }
 

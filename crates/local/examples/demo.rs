@@ -8,12 +8,11 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use audit_log::AuditLog;
 use aws_sdk_dynamodb::types::AttributeValue;
 use crm_sync::CrmSync;
-use fanout_core::aws_lambda_events::dynamodb::Event;
 use fanout_core::{
     BatchProcessor, ConsumerConfig, Ledger, RecordHandler, RecordOutcome, RecordResult,
 };
@@ -71,11 +70,12 @@ impl<H: RecordHandler> Invoke for Function<H> {
         match &self.target {
             Target::Binary { api, .. } => api.invoke(json).await,
             Target::InProcess { processor, handler } => {
-                let event: Event = serde_json::from_value(json)
-                    .map_err(|e| format!("not a DynamoDB event: {e}"))?;
-                let deadline = SystemTime::now() + Duration::from_secs(30);
                 let report = processor
-                    .run(event, deadline, Arc::clone(handler))
+                    .run_json(
+                        &json.to_string(),
+                        Duration::from_secs(30),
+                        Arc::clone(handler),
+                    )
                     .await
                     .map_err(|e| e.to_string())?;
                 if let Ok(mut results) = self.results.lock() {

@@ -549,10 +549,10 @@ fn on_failure_record(
     batch_size: usize,
 ) -> Value {
     let time = |t: SystemTime| {
-        let millis = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
-        let seconds = i64::try_from(millis / 1000).unwrap_or(0);
-        let dt = chrono_like_rfc3339(seconds, u32::try_from(millis % 1000).unwrap_or(0));
-        Value::String(dt)
+        Value::String(
+            chrono::DateTime::<chrono::Utc>::from(t)
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        )
     };
     json!({
         "requestContext": {
@@ -574,27 +574,6 @@ fn on_failure_record(
             "streamArn": stream_arn,
         }
     })
-}
-
-/// `YYYY-MM-DDThh:mm:ss.mmmZ` without a date library (civil-from-days, proleptic Gregorian).
-fn chrono_like_rfc3339(seconds: i64, millis: u32) -> String {
-    let days = seconds.div_euclid(86_400);
-    let secs = seconds.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
 }
 
 /// A DynamoDB Streams record as the JSON Lambda delivers (`Records[]` of a DynamoDB event).
@@ -677,19 +656,6 @@ fn attribute_json(value: &AttributeValue) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc3339_without_a_date_library() {
-        assert_eq!(chrono_like_rfc3339(0, 0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(
-            chrono_like_rfc3339(1_763_892_000, 5),
-            "2025-11-23T10:00:00.005Z"
-        );
-        assert_eq!(
-            chrono_like_rfc3339(951_782_400, 0),
-            "2000-02-29T00:00:00.000Z"
-        );
-    }
 
     #[test]
     fn response_rules() {

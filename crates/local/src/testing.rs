@@ -107,3 +107,28 @@ impl ConsumerResources {
             .collect()
     }
 }
+
+/// Writes a `Users` row (the contract's attributes) the way the API would.
+pub async fn put_user(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    user_id: &str,
+    plan: &str,
+    version: u64,
+) {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    dynamodb
+        .put_item()
+        .table_name(table)
+        .item("userId", AttributeValue::S(user_id.into()))
+        .item("email", AttributeValue::S(format!("{user_id}@example.com")))
+        .item("plan", AttributeValue::S(plan.into()))
+        .item("version", AttributeValue::N(version.to_string()))
+        .item(
+            "updatedAt",
+            AttributeValue::S("2026-11-23T10:00:00Z".into()),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+}

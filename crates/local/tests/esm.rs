@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use fanout_local::esm::{InvocationOutcome, Invoke, LocalMapping, MappingSettings};
 use fanout_local::inspect::drain_queue;
 use fanout_local::resources::{create_queue, create_users_table};
-use fanout_local::testing::{local_sdk_config, unique_name};
+use fanout_local::testing::{local_sdk_config, put_user, unique_name};
 use serde_json::{Value, json};
 
 /// What the scripted function does with one batch (its user ids, in order) on the n-th call.
@@ -107,20 +107,14 @@ impl Setup {
     }
 
     async fn put(&self, user: &str, plan: &str, version: u64) {
-        aws_sdk_dynamodb::Client::new(&self.aws)
-            .put_item()
-            .table_name(&self.table)
-            .item("userId", AttributeValue::S(user.into()))
-            .item("email", AttributeValue::S(format!("{user}@example.com")))
-            .item("plan", AttributeValue::S(plan.into()))
-            .item("version", AttributeValue::N(version.to_string()))
-            .item(
-                "updatedAt",
-                AttributeValue::S("2026-11-23T10:00:00Z".into()),
-            )
-            .send()
-            .await
-            .unwrap();
+        put_user(
+            &aws_sdk_dynamodb::Client::new(&self.aws),
+            &self.table,
+            user,
+            plan,
+            version,
+        )
+        .await;
     }
 
     async fn delete(&self, user: &str) {

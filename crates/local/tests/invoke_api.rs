@@ -3,11 +3,10 @@
 
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use fanout_local::esm::{InvocationOutcome, LocalMapping, MappingSettings};
 use fanout_local::invoke_api::WatchedFunction;
 use fanout_local::resources::{create_audit_table, create_queue, create_users_table};
-use fanout_local::testing::{local_sdk_config, unique_name};
+use fanout_local::testing::{local_sdk_config, put_user, unique_name};
 
 #[tokio::test]
 async fn audit_log_binary_through_the_invoke_api_writes_one_row_per_record() {
@@ -30,21 +29,8 @@ async fn audit_log_binary_through_the_invoke_api_writes_one_row_per_record() {
     )
     .unwrap();
 
-    for (user, version) in [("a", "1"), ("b", "1"), ("a", "2")] {
-        dynamodb
-            .put_item()
-            .table_name(&users)
-            .item("userId", AttributeValue::S(user.into()))
-            .item("email", AttributeValue::S(format!("{user}@example.com")))
-            .item("plan", AttributeValue::S("free".into()))
-            .item("version", AttributeValue::N(version.into()))
-            .item(
-                "updatedAt",
-                AttributeValue::S("2026-11-23T10:00:00Z".into()),
-            )
-            .send()
-            .await
-            .unwrap();
+    for (user, version) in [("a", 1), ("b", 1), ("a", 2)] {
+        put_user(&dynamodb, &users, user, "free", version).await;
     }
     let settings = MappingSettings {
         max_batching_window: Duration::ZERO,
