@@ -9,6 +9,7 @@ DYNAMODB_LOCAL_VERSION := 11.1.0
 MINISTACK_VERSION := 1.5.33
 CFN_LINT_VERSION := 1.58.0
 CARGO_LAMBDA_VERSION := 1.9.2
+PARLIAMENT_VERSION := 1.6.4
 ZIGLANG_VERSION := 0.14.1
 VENV_BIN := $(CURDIR)/$(TOOLS)/venv/bin
 LOCAL := target/debug/fanout-local
@@ -39,6 +40,11 @@ $(TOOLS)/.cfn-lint-$(CFN_LINT_VERSION): $(TOOLS)/.ministack-$(MINISTACK_VERSION)
 	$(TOOLS)/venv/bin/pip install --quiet --disable-pip-version-check cfn-lint==$(CFN_LINT_VERSION)
 	touch $@
 
+# parliament: an offline IAM linter that knows each action's documented resource types.
+$(TOOLS)/.parliament-$(PARLIAMENT_VERSION): $(TOOLS)/.ministack-$(MINISTACK_VERSION)
+	$(TOOLS)/venv/bin/pip install --quiet --disable-pip-version-check parliament==$(PARLIAMENT_VERSION)
+	touch $@
+
 # cargo-lambda (serves the real binaries through the Invoke API locally, and builds them for
 # Lambda) comes from PyPI into the same venv.
 $(TOOLS)/.cargo-lambda-$(CARGO_LAMBDA_VERSION): $(TOOLS)/.ministack-$(MINISTACK_VERSION)
@@ -61,11 +67,16 @@ tools: $(TOOLS)/.dynamodb-local-$(DYNAMODB_LOCAL_VERSION) $(TOOLS)/.ministack-$(
 ## integration tests against the local stack. Rust runs last so its summary closes the run.
 test: tools test-infra test-rust
 
-test-infra: infra/node_modules/.installed $(TOOLS)/.cfn-lint-$(CFN_LINT_VERSION)
+# The templates are linted as synthesized env-agnostic and for a concrete account and region
+# (what the CDK CLI does): cfn-lint both, parliament over every IAM policy of the concrete one.
+LINT_OUT := infra/cdk.out.lint
+test-infra: infra/node_modules/.installed $(TOOLS)/.cfn-lint-$(CFN_LINT_VERSION) $(TOOLS)/.parliament-$(PARLIAMENT_VERSION)
 	cd infra && npm test
-	rm -rf infra/cdk.out.lint
-	cd infra && node dist/bin/synth-templates.js cdk.out.lint
-	$(TOOLS)/venv/bin/cfn-lint --non-zero-exit-code error infra/cdk.out.lint/*.template.json
+	rm -rf $(LINT_OUT)
+	cd infra && node dist/bin/synth-templates.js cdk.out.lint/agnostic
+	cd infra && node dist/bin/synth-templates.js cdk.out.lint/concrete 111111111111 eu-west-1
+	$(TOOLS)/venv/bin/cfn-lint --non-zero-exit-code error $(LINT_OUT)/agnostic/*.template.json $(LINT_OUT)/concrete/*.template.json
+	$(TOOLS)/venv/bin/python infra/scripts/lint_iam.py $(LINT_OUT)/concrete --account 111111111111 --region eu-west-1
 
 test-rust:
 	command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest

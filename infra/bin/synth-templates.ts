@@ -1,11 +1,13 @@
 #!/usr/bin/env node
-// Writes the CloudFormation templates without the Rust cross-build, for cfn-lint in `make test`.
-// Usage: node dist/bin/synth-templates.js <outdir>
+// Writes the CloudFormation templates without the Rust cross-build, for the template linters
+// in `make test` (cfn-lint, and parliament over every IAM policy).
+// Usage: node dist/bin/synth-templates.js <outdir> [<account> <region>]
+// Without an account and region the stacks are env-agnostic.
 import * as cdk from 'aws-cdk-lib';
 import { buildApp } from '../lib/app';
 import { cdkJsonContext } from '../lib/settings';
 
-const outdir = process.argv[2] ?? 'cdk.out.lint';
+const [outdir = 'cdk.out.lint', account, region] = process.argv.slice(2);
 const app = new cdk.App({ outdir, context: { ...cdkJsonContext(), 'aws:cdk:bundling-stacks': [] } });
-buildApp(app);
+buildApp(app, { account, region });
 app.synth();

@@ -43,12 +43,10 @@ export class StreamConsumer extends Construct {
   constructor(scope: Construct, id: string, props: StreamConsumerProps) {
     super(scope, id);
     const { settings } = props;
-    const stack = cdk.Stack.of(this);
     const esm = settings.eventSourceMapping;
 
     // Read at deploy time from SSM: no cross-stack export, so this stack deploys alone.
     const streamArn = ssm.StringParameter.valueForStringParameter(this, PARAMETERS.usersStreamArn);
-    const usersTable = ssm.StringParameter.valueForStringParameter(this, PARAMETERS.usersTableName);
 
     // Parked records (full record + error) and the ESM's OnFailure batch metadata.
     this.dlq = new sqs.Queue(this, 'Dlq', {
@@ -66,7 +64,6 @@ export class StreamConsumer extends Construct {
       assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
       description: `${settings.crate}: its log group, the Users stream, its DLQ and its own target only`,
     });
-    const usersStreams = stack.formatArn({ service: 'dynamodb', resource: 'table', resourceName: `${usersTable}/stream/*` });
     const statements = [
       new iam.PolicyStatement({
         sid: 'OwnLogGroup',
@@ -79,9 +76,11 @@ export class StreamConsumer extends Construct {
         resources: [streamArn],
       }),
       new iam.PolicyStatement({
-        sid: 'ListUsersStreams',
+        // ListStreams supports no resource-level permission (the service authorization
+        // reference lists no resource type for it): a narrower Resource matches nothing.
+        sid: 'ListStreamsSupportsNoResource',
         actions: ['dynamodb:ListStreams'],
-        resources: [usersStreams],
+        resources: ['*'],
       }),
       new iam.PolicyStatement({
         sid: 'ParkInOwnDlq',
@@ -171,11 +170,14 @@ export class StreamConsumer extends Construct {
       [
         {
           id: 'AwsSolutions-IAM5',
-          reason: 'Log streams are created by Lambda with generated names inside this one log group; ListStreams is scoped to the streams of the Users table only.',
+          reason:
+            'Log streams are created by Lambda with generated names inside this one log group; dynamodb:ListStreams supports no resource-level permission, so it takes "*"; search-warm writes documents of one index only.',
+          // Each form matches whether the stack is env-agnostic or has a concrete account and
+          // region: a concrete region changes the resolved string, never these shapes.
           appliesTo: [
             { regex: '/^Resource::<.*Logs.*\\.Arn>:\\*$/g' },
-            { regex: '/^Resource::arn:<AWS::Partition>:dynamodb:<AWS::Region>:<AWS::AccountId>:table/<.*>/stream/\\*$/g' },
-            { regex: '/^Resource::arn:<AWS::Partition>:es:.*/\\*$/g' },
+            'Resource::*',
+            { regex: '/^Resource::arn:<AWS::Partition>:es:(<AWS::Region>|[a-z0-9-]+):(<AWS::AccountId>|[0-9]+):domain/.*/_doc/\\*$/g' },
           ],
         },
       ],
