@@ -14,11 +14,13 @@ ZIGLANG_VERSION := 0.14.1
 VENV_BIN := $(CURDIR)/$(TOOLS)/venv/bin
 LOCAL := target/debug/fanout-local
 
-.PHONY: help tools test test-rust test-infra lint demo synth deploy diff
+.PHONY: help tools test test-rust test-unit test-consumer test-infra lint demo synth deploy diff
 
 help:
 	@echo "make demo                  run the whole fan-out on the local stack and show what each consumer did"
 	@echo "make test                  run every test (installs what it needs into $(TOOLS)/ and infra/node_modules)"
+	@echo "make test-unit             the hermetic tests only: no server"
+	@echo "make test-consumer C=<crate>  one consumer's Rust tests and its stack's infra tests"
 	@echo "make synth                 build the arm64 Lambda binaries and synthesize every stack"
 	@echo "make deploy STACK=<name>   build and deploy one stack (FanoutTables, WelcomeEmail, CrmSync, SearchWarm, AuditLog)"
 	@echo "make diff STACK=<name>     show what a deploy of that stack would change"
@@ -63,9 +65,10 @@ infra/node_modules/.installed: infra/package-lock.json
 
 tools: $(TOOLS)/.dynamodb-local-$(DYNAMODB_LOCAL_VERSION) $(TOOLS)/.ministack-$(MINISTACK_VERSION) $(TOOLS)/.cargo-lambda-$(CARGO_LAMBDA_VERSION)
 
-## Tests: the CDK app (assertions, IAM walk, cdk-nag, cfn-lint), then Rust unit, doc and
-## integration tests against the local stack. Rust runs last so its summary closes the run.
-test: tools test-infra test-rust
+## Tests. `make test` runs everything: lint, the CDK app (assertions, IAM walk, cdk-nag,
+## cfn-lint, parliament), then Rust: hermetic unit/doc tests and the integration tests against
+## the local stack. Rust runs last so its summary closes the run.
+test: tools lint test-infra test-rust
 
 # The templates are linted as synthesized env-agnostic and for a concrete account and region
 # (what the CDK CLI does): cfn-lint both, parliament over every IAM policy of the concrete one.
@@ -78,19 +81,38 @@ test-infra: infra/node_modules/.installed $(TOOLS)/.cfn-lint-$(CFN_LINT_VERSION)
 	$(TOOLS)/venv/bin/cfn-lint --non-zero-exit-code error $(LINT_OUT)/agnostic/*.template.json $(LINT_OUT)/concrete/*.template.json
 	$(TOOLS)/venv/bin/python infra/scripts/lint_iam.py $(LINT_OUT)/concrete --account 111111111111 --region eu-west-1
 
+NEXTEST := command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
+# Hermetic tests: unit tests in src/, doc tests and the workspace tidy test. No server.
+HERMETIC := kind(lib) | kind(bin) | binary(tidy)
+
+# Every binary is built first: the demo test and the fault tests run the consumers' real
+# binaries as Lambda would (Runtime API), not through cargo.
 test-rust:
-	command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
+	$(NEXTEST)
 	cargo build --workspace --all-targets
 	cargo test --workspace --doc
-	cargo nextest run --workspace --no-run
 	$(LOCAL) with -- cargo nextest run --workspace --no-fail-fast
 
-## Demo: the scenario of crates/local/examples/demo.rs on the local stack.
+## The hermetic tier alone: no server, no tools to install beyond cargo.
+test-unit:
+	$(NEXTEST)
+	cargo test --workspace --doc
+	cargo nextest run --workspace -E '$(HERMETIC)'
+
+## One team's tests: its consumer's Rust tests (unit and local stack) and its stack's infra
+## tests. C is the crate name from infra/consumers.json, e.g. `make test-consumer C=crm-sync`.
+test-consumer: tools infra/node_modules/.installed
+	@test -n "$(C)" || { echo "usage: make test-consumer C=<crate> (one of: $$(node -e 'console.log(Object.values(require("./infra/consumers.json").consumers).map(c=>c.crate).join(", "))'))"; exit 2; }
+	$(NEXTEST)
+	cargo build -p fanout-devstack --bin fanout-local
+	target/debug/fanout-local consumers | grep -qx '$(C)' || { echo "$(C) is not in infra/consumers.json"; exit 2; }
+	cd infra && FANOUT_CONSUMER=$(C) npm test
+	$(LOCAL) with -- cargo nextest run -p $(C) --no-fail-fast
+
+## Demo: crates/fanout-devstack/scenarios/demo.json on the local stack, with the real binaries.
 demo: tools
-	cargo build --quiet -p fanout-local --bin fanout-local --example demo
-	# The binaries as cargo lambda watch builds them (one package at a time), before the clock starts.
-	for c in welcome-email crm-sync search-warm audit-log; do cargo build --quiet -p $$c --bin $$c; done
-	$(LOCAL) with -- target/debug/examples/demo
+	cargo build --quiet --workspace --bins
+	$(LOCAL) with -- $(LOCAL) demo
 
 lint:
 	cargo fmt --all -- --check

@@ -81,7 +81,7 @@ pub fn audit_row(record: &EventRecord) -> Result<HashMap<String, AttributeValue>
         ),
         (
             "recordedAt".to_owned(),
-            text(&fanout_core::telemetry::rfc3339_now()),
+            text(&fanout_core::time::rfc3339_now()),
         ),
     ]);
     if let Some(sequence) = record.change.sequence_number.as_deref() {

@@ -1,5 +1,7 @@
 //! audit-log against DynamoDB Local.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -8,8 +10,8 @@ use audit_log::{AuditLog, AuditLogConfig, CONSUMER};
 use aws_sdk_dynamodb::types::AttributeValue;
 use fanout_core::aws_lambda_events::dynamodb::Event;
 use fanout_core::{BatchProcessor, BatchReport, ConsumerConfig, Env, RecordOutcome, RecordResult};
-use fanout_local::resources::create_audit_table;
-use fanout_local::testing::{ConsumerResources, fixture_text, unique_name};
+use fanout_testkit::resources::create_audit_table;
+use fanout_testkit::{ConsumerResources, fixture_text, unique_name};
 
 struct Setup {
     resources: ConsumerResources,

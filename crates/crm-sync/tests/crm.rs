@@ -1,6 +1,8 @@
 //! crm-sync against the local stack: the CRM bus routes through an EventBridge rule to an SQS
 //! queue in ministack, which the tests read.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,9 +10,9 @@ use crm_sync::{CONSUMER, CrmSync, CrmSyncConfig};
 use fanout_core::{
     BatchProcessor, BatchReport, ConsumerConfig, Env, Ledger, RecordOutcome, RecordResult,
 };
-use fanout_local::inspect::drain_queue;
-use fanout_local::resources::{create_bus_to_queue, create_queue, queue_arn};
-use fanout_local::testing::{ConsumerResources, fixture_text, unique_name};
+use fanout_testkit::queues::drain_queue;
+use fanout_testkit::resources::{create_bus_to_queue, create_queue, queue_arn};
+use fanout_testkit::{ConsumerResources, fixture_text, unique_name};
 use serde_json::{Value, json};
 
 struct Setup {

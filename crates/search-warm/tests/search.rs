@@ -1,14 +1,16 @@
 //! search-warm against the search stand-in (the OpenSearch external-version document API on
 //! 127.0.0.1, started inside the test) and SQS in ministack for parked records.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use fanout_core::{BatchProcessor, BatchReport, ConsumerConfig, Env, RecordOutcome, RecordResult};
-use fanout_local::search_standin::SearchStandIn;
-use fanout_local::testing::{ConsumerResources, fixture_text};
+use fanout_testkit::search_standin::SearchStandIn;
+use fanout_testkit::{ConsumerResources, fixture_text};
 use search_warm::{CONSUMER, SearchIndex, SearchWarm, SearchWarmConfig};
 use serde_json::json;
 

@@ -7,7 +7,7 @@ use welcome_email::{CONSUMER, WelcomeEmail, WelcomeEmailConfig};
 async fn main() -> Result<(), lambda::Error> {
     telemetry::init_tracing();
     let config = WelcomeEmailConfig::from_env(&Env::from_process())
-        .map_err(|err| telemetry::cold_start_failure(CONSUMER, err))?;
+        .map_err(|err| lambda::cold_start_failure(CONSUMER, err))?;
     let aws = lambda::aws_config().await;
     let (processor, handler) = WelcomeEmail::from_config(&aws, &config);
     lambda::serve(processor, handler).await

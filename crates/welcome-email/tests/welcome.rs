@@ -1,6 +1,8 @@
 //! welcome-email against the local stack: SES (ministack) for mail, DynamoDB Local for the
 //! ledger, SQS (ministack) for the DLQ. Mail is read back from ministack's outbox.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -10,9 +12,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use fanout_core::{
     BatchProcessor, BatchReport, ConsumerConfig, Env, Ledger, RecordOutcome, RecordResult,
 };
-use fanout_local::inspect::{SentEmail, sent_emails};
-use fanout_local::resources::create_verified_sender;
-use fanout_local::testing::{ConsumerResources, fixture_text, ministack_url, unique_name};
+use fanout_testkit::resources::create_verified_sender;
+use fanout_testkit::ses_outbox::{SentEmail, sent_emails};
+use fanout_testkit::{ConsumerResources, fixture_text, ministack_url, unique_name};
 use welcome_email::{CONSUMER, WelcomeEmail};
 
 struct Setup {

@@ -1,0 +1,169 @@
+//! Typed configuration from environment variables, read once at cold start.
+//!
+//! ```
+//! use fanout_core::config::{Env, ConfigError};
+//! let env = Env::from_pairs([("DLQ_URL", "http://127.0.0.1/q"), ("MAX_CONCURRENCY", "zero")]);
+//! assert_eq!(env.required("DLQ_URL").unwrap(), "http://127.0.0.1/q");
+//! let err = env.required("LEDGER_TABLE").unwrap_err();
+//! assert_eq!(err.to_string(), "missing environment variable LEDGER_TABLE");
+//! assert!(env.max_concurrency().is_err());
+//! ```
+
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::str::FromStr;
+
+use crate::batch::DEFAULT_MAX_CONCURRENCY;
+
+/// A configuration error. `Debug` prints the same sentence as `Display`: a consumer's `main`
+/// returns it, and Rust (and so Lambda's init error) shows `main`'s error with `Debug`.
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("missing environment variable {name}")]
+    Missing { name: String },
+    #[error("environment variable {name} is malformed: {reason}")]
+    Malformed { name: String, reason: String },
+}
+
+impl std::fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+/// A snapshot of the environment variables.
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    vars: HashMap<String, String>,
+}
+
+impl Env {
+    /// The process environment. Variables that are not valid UTF-8 are left out (and then
+    /// reported as missing by name, if required).
+    pub fn from_process() -> Self {
+        Env {
+            vars: std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect(),
+        }
+    }
+
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Env {
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
+    }
+
+    /// A required, non-empty variable.
+    pub fn required(&self, name: &str) -> Result<String, ConfigError> {
+        match self.vars.get(name) {
+            Some(value) if !value.trim().is_empty() => Ok(value.clone()),
+            Some(_) => Err(ConfigError::Malformed {
+                name: name.to_owned(),
+                reason: "it is empty".to_owned(),
+            }),
+            None => Err(ConfigError::Missing {
+                name: name.to_owned(),
+            }),
+        }
+    }
+
+    /// An optional variable; empty counts as unset.
+    pub fn optional(&self, name: &str) -> Option<String> {
+        self.vars
+            .get(name)
+            .filter(|v| !v.trim().is_empty())
+            .cloned()
+    }
+
+    /// An optional variable parsed as `T`, with `default` when unset.
+    pub fn parsed_or<T>(&self, name: &str, default: T) -> Result<T, ConfigError>
+    where
+        T: FromStr,
+        T::Err: std::fmt::Display,
+    {
+        match self.optional(name) {
+            None => Ok(default),
+            Some(raw) => raw
+                .trim()
+                .parse()
+                .map_err(|e: T::Err| ConfigError::Malformed {
+                    name: name.to_owned(),
+                    reason: format!("{raw:?}: {e}"),
+                }),
+        }
+    }
+
+    /// `MAX_CONCURRENCY`: keys processed at once within a batch (a positive integer).
+    pub fn max_concurrency(&self) -> Result<NonZeroUsize, ConfigError> {
+        self.parsed_or("MAX_CONCURRENCY", DEFAULT_MAX_CONCURRENCY)
+    }
+
+    /// `DLQ_URL`: the consumer's SQS queue for parked records.
+    pub fn dlq_url(&self) -> Result<String, ConfigError> {
+        self.required("DLQ_URL")
+    }
+}
+
+/// What every consumer reads: `DLQ_URL` and `MAX_CONCURRENCY`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerConfig {
+    pub dlq_url: String,
+    pub max_concurrency: NonZeroUsize,
+}
+
+impl ConsumerConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(ConsumerConfig {
+            dlq_url: env.dlq_url()?,
+            max_concurrency: env.max_concurrency()?,
+        })
+    }
+
+    /// The batch processor for `consumer`, parking into its DLQ.
+    pub fn processor(
+        &self,
+        consumer: &str,
+        aws: &aws_config::SdkConfig,
+    ) -> crate::batch::BatchProcessor {
+        let dlq = crate::dlq::DeadLetterQueue::new(aws_sdk_sqs::Client::new(aws), &self.dlq_url);
+        crate::batch::BatchProcessor::new(consumer, dlq).with_max_concurrency(self.max_concurrency)
+    }
+}
+
+/// The ledger settings of consumers that use one: `LEDGER_TABLE` and the optional
+/// `LEDGER_RETENTION_HOURS` (how long a completed effect deduplicates; default 48, at least
+/// 25 so it outlives the 24-hour stream retention).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerConfig {
+    pub table: String,
+    pub retention: std::time::Duration,
+}
+
+impl LedgerConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let hours: u64 = env.parsed_or("LEDGER_RETENTION_HOURS", 48)?;
+        if hours < 25 {
+            return Err(ConfigError::Malformed {
+                name: "LEDGER_RETENTION_HOURS".to_owned(),
+                reason: format!(
+                    "{hours} is shorter than the 24-hour stream retention plus an hour"
+                ),
+            });
+        }
+        Ok(LedgerConfig {
+            table: env.required("LEDGER_TABLE")?,
+            retention: std::time::Duration::from_secs(hours * 3600),
+        })
+    }
+
+    pub fn ledger(&self, aws: &aws_config::SdkConfig) -> crate::ledger::Ledger {
+        crate::ledger::Ledger::new(aws_sdk_dynamodb::Client::new(aws), &self.table)
+            .with_retention(self.retention)
+    }
+}

@@ -1,0 +1,81 @@
+//! Parking permanent failures in the consumer's own SQS dead-letter queue.
+//!
+//! The Lambda event source mapping's OnFailure destination only receives batch metadata
+//! (shard, sequence range). A record parked here carries the full stream record and the error,
+//! so it can be inspected and replayed.
+
+use aws_lambda_events::dynamodb::EventRecord;
+use aws_sdk_sqs::Client;
+use serde::{Deserialize, Serialize};
+
+/// The SQS message body of a parked record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ParkedRecord {
+    /// The consumer that gave up on the record.
+    pub consumer: String,
+    /// Why the record can never succeed.
+    pub error: String,
+    /// RFC 3339 time the record was parked.
+    pub parked_at: String,
+    /// The full stream record, exactly as Lambda delivered it.
+    pub record: EventRecord,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("parking record {event_id} in {queue_url} failed: {message}")]
+pub struct ParkError {
+    pub event_id: String,
+    pub queue_url: String,
+    pub message: String,
+}
+
+/// The consumer's own SQS queue for parked records (`DLQ_URL`).
+#[derive(Debug, Clone)]
+pub struct DeadLetterQueue {
+    client: Client,
+    queue_url: String,
+}
+
+impl DeadLetterQueue {
+    pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
+        DeadLetterQueue {
+            client,
+            queue_url: queue_url.into(),
+        }
+    }
+
+    pub fn queue_url(&self) -> &str {
+        &self.queue_url
+    }
+
+    /// Sends the record and its error to the queue. Only when this returns `Ok` may the record
+    /// count as done; otherwise it must fail as retryable so it is not lost.
+    pub async fn park(
+        &self,
+        consumer: &str,
+        record: &EventRecord,
+        error: &str,
+    ) -> Result<(), ParkError> {
+        let fail = |message: String| ParkError {
+            event_id: record.event_id.clone(),
+            queue_url: self.queue_url.clone(),
+            message,
+        };
+        let parked = ParkedRecord {
+            consumer: consumer.to_owned(),
+            error: error.to_owned(),
+            parked_at: crate::time::rfc3339_now(),
+            record: record.clone(),
+        };
+        let body = serde_json::to_string(&parked).map_err(|e| fail(e.to_string()))?;
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .map_err(|e| fail(crate::failure::error_chain(&e)))?;
+        Ok(())
+    }
+}

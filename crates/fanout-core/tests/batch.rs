@@ -1,0 +1,402 @@
+//! Batch processing against the local stack (SQS in ministack for parked records).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use aws_lambda_events::dynamodb::{Event, EventRecord};
+use fanout_core::{
+    BatchError, BatchProcessor, Change, DeadLetterQueue, HandlerFn, ParkedRecord, RecordError,
+    RecordInput, RecordOutcome, RecordResult, User,
+};
+use fanout_testkit::resources::create_queue;
+use fanout_testkit::{fixture_text, local_sdk_config, unique_name};
+use serde_json::json;
+
+fn record(seq: u64, user: &str, version: u64) -> EventRecord {
+    serde_json::from_value(json!({
+        "eventID": format!("event-{seq}"),
+        "eventName": "MODIFY",
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "eu-west-1",
+        "dynamodb": {
+            "ApproximateCreationDateTime": 1763892000,
+            "Keys": {"userId": {"S": user}},
+            "NewImage": {
+                "userId": {"S": user}, "email": {"S": format!("{user}@example.com")},
+                "plan": {"S": "pro"}, "version": {"N": version.to_string()},
+                "updatedAt": {"S": "2026-11-23T10:00:00Z"}
+            },
+            "SequenceNumber": format!("{seq:021}"),
+            "SizeBytes": 100,
+            "StreamViewType": "NEW_AND_OLD_IMAGES"
+        }
+    }))
+    .unwrap()
+}
+
+fn event(records: Vec<EventRecord>) -> Event {
+    let mut event = Event::default();
+    event.records = records;
+    event
+}
+
+fn seq(record: &EventRecord) -> String {
+    record.change.sequence_number.clone().unwrap()
+}
+
+fn deadline() -> SystemTime {
+    SystemTime::now() + Duration::from_secs(60)
+}
+
+struct Setup {
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+impl Setup {
+    async fn new() -> Self {
+        let sdk = local_sdk_config().await;
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let queue_url = create_queue(&sqs, &unique_name("dlq")).await.unwrap();
+        Setup { sqs, queue_url }
+    }
+
+    fn processor(&self) -> BatchProcessor {
+        BatchProcessor::new(
+            "test-consumer",
+            DeadLetterQueue::new(self.sqs.clone(), &self.queue_url),
+        )
+    }
+
+    async fn parked(&self) -> Vec<ParkedRecord> {
+        let mut parked = Vec::new();
+        loop {
+            let out = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .send()
+                .await
+                .unwrap();
+            let messages = out.messages.unwrap_or_default();
+            if messages.is_empty() {
+                return parked;
+            }
+            for message in messages {
+                parked.push(serde_json::from_str(message.body().unwrap()).unwrap());
+            }
+        }
+    }
+}
+
+/// Decodes the record as a User, like a real consumer does.
+async fn decode_user(input: RecordInput) -> Result<RecordOutcome, RecordError> {
+    Change::<User>::from_record(&input.record)?;
+    Ok(RecordOutcome::Done)
+}
+
+#[tokio::test]
+async fn poison_record_is_parked_with_full_record_and_does_not_block_later_records() {
+    let setup = Setup::new().await;
+    let poison: Event =
+        serde_json::from_str(&fixture_text("poison-undecodable-image.json")).unwrap();
+    let poison = poison.records[0].clone();
+    let mut poison_same_key_follow_up = record(90, "u-5005", 3);
+    poison_same_key_follow_up.event_id = "after-poison".into();
+    let records = vec![
+        record(1, "u-a", 1),
+        poison.clone(),
+        poison_same_key_follow_up,
+        record(91, "u-b", 1),
+    ];
+    let report = setup
+        .processor()
+        .run(event(records), deadline(), Arc::new(HandlerFn(decode_user)))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        report.results,
+        vec![
+            RecordResult::Succeeded(RecordOutcome::Done),
+            RecordResult::Parked,
+            // Parked counts as done, so the same key carries on.
+            RecordResult::Succeeded(RecordOutcome::Done),
+            RecordResult::Succeeded(RecordOutcome::Done),
+        ]
+    );
+    assert!(
+        report.response.batch_item_failures.is_empty(),
+        "parking is not a retry"
+    );
+    assert_eq!((report.metrics.parked, report.metrics.processed), (1, 3));
+
+    let parked = setup.parked().await;
+    assert_eq!(parked.len(), 1);
+    assert_eq!(parked[0].consumer, "test-consumer");
+    assert_eq!(
+        parked[0].record, poison,
+        "the full record, exactly as delivered"
+    );
+    assert!(parked[0].error.contains("`version`"), "{}", parked[0].error);
+}
+
+#[tokio::test]
+async fn retryable_failure_stops_its_key_only_and_reports_the_right_sequence_numbers() {
+    let setup = Setup::new().await;
+    let records = vec![
+        record(1, "u-a", 1),
+        record(2, "u-b", 1),
+        record(3, "u-a", 2), // fails
+        record(4, "u-b", 2),
+        record(5, "u-a", 3), // must not run
+        record(6, "u-b", 3),
+    ];
+    let expected_failures = vec![seq(&records[2]), seq(&records[4])];
+    let ran = Arc::new(Mutex::new(Vec::new()));
+    let handler = {
+        let ran = Arc::clone(&ran);
+        HandlerFn(move |input: RecordInput| {
+            let ran = Arc::clone(&ran);
+            async move {
+                ran.lock().unwrap().push(input.record.event_id.clone());
+                if input.record.event_id == "event-3" {
+                    return Err(RecordError::retryable("throttled"));
+                }
+                Ok(RecordOutcome::Done)
+            }
+        })
+    };
+    let report = setup
+        .processor()
+        .run(event(records), deadline(), Arc::new(handler))
+        .await
+        .unwrap();
+
+    let failures: Vec<String> = report
+        .response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone().unwrap())
+        .collect();
+    assert_eq!(failures, expected_failures);
+    let ran = ran.lock().unwrap().clone();
+    assert!(
+        !ran.contains(&"event-5".to_owned()),
+        "a later record of the failed key ran: {ran:?}"
+    );
+    for b in ["event-2", "event-4", "event-6"] {
+        assert!(
+            ran.contains(&b.to_owned()),
+            "{b} of the healthy key did not run: {ran:?}"
+        );
+    }
+    assert_eq!(report.results[4], RecordResult::NotRun);
+    assert_eq!(report.metrics.retryable_failed, 2);
+}
+
+#[tokio::test]
+async fn records_of_one_key_run_in_stream_order_while_keys_run_concurrently() {
+    let setup = Setup::new().await;
+    let keys = ["u-a", "u-b", "u-c", "u-d", "u-e", "u-f"];
+    let mut records = Vec::new();
+    for round in 0..8u64 {
+        for (i, key) in keys.iter().enumerate() {
+            records.push(record(round * 10 + i as u64, key, round + 1));
+        }
+    }
+    let seen: Arc<Mutex<HashMap<String, Vec<u64>>>> = Arc::default();
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let max_in_flight = Arc::new(AtomicUsize::new(0));
+    let handler = {
+        let (seen, in_flight, max_in_flight) =
+            (seen.clone(), in_flight.clone(), max_in_flight.clone());
+        HandlerFn(move |input: RecordInput| {
+            let (seen, in_flight, max_in_flight) =
+                (seen.clone(), in_flight.clone(), max_in_flight.clone());
+            async move {
+                let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                max_in_flight.fetch_max(now, Ordering::SeqCst);
+                let change = Change::<User>::from_record(&input.record)?;
+                let user = change.new_image().unwrap().clone();
+                // Uneven work so a wrong scheduler would reorder.
+                tokio::time::sleep(Duration::from_millis(1 + (user.version * 7 % 5))).await;
+                seen.lock()
+                    .unwrap()
+                    .entry(user.user_id)
+                    .or_default()
+                    .push(user.version);
+                in_flight.fetch_sub(1, Ordering::SeqCst);
+                Ok(RecordOutcome::Done)
+            }
+        })
+    };
+    let processor = setup
+        .processor()
+        .with_max_concurrency(NonZeroUsize::new(3).unwrap());
+    let report = processor
+        .run(event(records), deadline(), Arc::new(handler))
+        .await
+        .unwrap();
+    assert!(report.response.batch_item_failures.is_empty());
+
+    let seen = seen.lock().unwrap();
+    for key in keys {
+        assert_eq!(seen[key], (1..=8).collect::<Vec<_>>(), "order of {key}");
+    }
+    let max = max_in_flight.load(Ordering::SeqCst);
+    assert!(max > 1, "keys never ran concurrently");
+    assert!(max <= 3, "more than MAX_CONCURRENCY keys at once: {max}");
+}
+
+#[tokio::test]
+async fn panic_fails_only_its_record() {
+    let setup = Setup::new().await;
+    let records = vec![
+        record(1, "u-a", 1),
+        record(2, "u-b", 1),
+        record(3, "u-a", 2),
+    ];
+    let expected = vec![seq(&records[0]), seq(&records[2])];
+    let handler = HandlerFn(|input: RecordInput| async move {
+        if input.record.event_id == "event-1" {
+            panic!("bug in record work");
+        }
+        Ok(RecordOutcome::Done)
+    });
+    let report = setup
+        .processor()
+        .run(event(records), deadline(), Arc::new(handler))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&report.results[0], RecordResult::Failed(reason) if reason.contains("bug in record work"))
+    );
+    assert_eq!(
+        report.results[1],
+        RecordResult::Succeeded(RecordOutcome::Done)
+    );
+    assert_eq!(
+        report.results[2],
+        RecordResult::NotRun,
+        "same key, after the panic"
+    );
+    let failures: Vec<_> = report
+        .response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone().unwrap())
+        .collect();
+    assert_eq!(failures, expected);
+}
+
+#[tokio::test]
+async fn success_is_an_empty_list_and_duplicates_are_counted() {
+    let setup = Setup::new().await;
+    let handler = HandlerFn(|input: RecordInput| async move {
+        Ok(if input.record.event_id == "event-2" {
+            RecordOutcome::Duplicate
+        } else {
+            RecordOutcome::Done
+        })
+    });
+    let response = setup
+        .processor()
+        .run(
+            event(vec![record(1, "u-a", 1), record(2, "u-b", 1)]),
+            deadline(),
+            Arc::new(handler),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        serde_json::to_value(&response.response).unwrap(),
+        json!({"batchItemFailures": []})
+    );
+    assert_eq!(
+        (response.metrics.processed, response.metrics.duplicate),
+        (1, 1)
+    );
+    let emf = response.metrics.to_emf("test-consumer", 1);
+    assert_eq!(emf["Duplicate"], 1);
+    assert_eq!(emf["_aws"]["CloudWatchMetrics"][0]["Namespace"], "fanout");
+}
+
+#[tokio::test]
+async fn failed_record_without_sequence_number_fails_the_batch_instead_of_an_empty_identifier() {
+    let setup = Setup::new().await;
+    let mut broken = record(1, "u-a", 1);
+    broken.change.sequence_number = None;
+    let handler = HandlerFn(|_: RecordInput| async { Err(RecordError::retryable("down")) });
+    let err = setup
+        .processor()
+        .run(event(vec![broken]), deadline(), Arc::new(handler))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BatchError::Unreportable { .. }));
+}
+
+#[tokio::test]
+async fn permanent_failure_that_cannot_be_parked_is_retried_not_dropped() {
+    let setup = Setup::new().await;
+    let missing_queue = format!("{}-missing", setup.queue_url);
+    let processor = BatchProcessor::new(
+        "test-consumer",
+        DeadLetterQueue::new(setup.sqs.clone(), missing_queue),
+    );
+    let records = vec![record(1, "u-a", 1)];
+    let expected = seq(&records[0]);
+    let handler = HandlerFn(|_: RecordInput| async { Err(RecordError::permanent("bad mapping")) });
+    let report = processor
+        .run(event(records), deadline(), Arc::new(handler))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&report.results[0], RecordResult::Failed(reason) if reason.contains("parking failed"))
+    );
+    assert_eq!(
+        report.response.batch_item_failures[0]
+            .item_identifier
+            .as_deref(),
+        Some(expected.as_str())
+    );
+}
+
+#[tokio::test]
+async fn lease_is_derived_from_the_invocation_deadline() {
+    let setup = Setup::new().await;
+    let deadline = SystemTime::now() + Duration::from_secs(42);
+    let leases = Arc::new(Mutex::new(Vec::new()));
+    let handler = {
+        let leases = leases.clone();
+        HandlerFn(move |input: RecordInput| {
+            let leases = leases.clone();
+            async move {
+                leases.lock().unwrap().push(input.lease);
+                Ok(RecordOutcome::Done)
+            }
+        })
+    };
+    setup
+        .processor()
+        .run(
+            event(vec![record(1, "u-a", 1)]),
+            deadline,
+            Arc::new(handler),
+        )
+        .await
+        .unwrap();
+    let lease = leases.lock().unwrap()[0];
+    assert_eq!(
+        lease.expires_at(),
+        deadline + fanout_core::ledger::LEASE_CLOCK_SKEW
+    );
+}

@@ -1,0 +1,551 @@
+//! Runs a [`Scenario`] on the local stack: the resources the CDK app creates, every registered
+//! consumer's real binary behind a Runtime API host, and a local event source mapping per
+//! consumer with its deployed settings. Then reads back from the services what happened.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use fanout_esm::{
+    FunctionConfig, Invoke, InvokeError, LocalMapping, MappingSettings, RuntimeApiHost,
+};
+use fanout_testkit::queues::drain_queue;
+use fanout_testkit::registry::{self, ConsumerEntry};
+use fanout_testkit::resources::{
+    create_audit_table, create_bus_to_queue, create_ledger_table, create_queue, create_users_table,
+    create_verified_sender, queue_arn,
+};
+use fanout_testkit::search_standin::SearchStandIn;
+use fanout_testkit::ses_outbox::sent_emails;
+use fanout_testkit::{local_sdk_config, ministack_url};
+use serde_json::Value;
+
+use super::scenario::{Scenario, UserWrite};
+
+/// Why the demo could not run (as opposed to ran and found something wrong).
+pub type DemoError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Where the demo finds the consumer binaries and puts their logs.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// The directory holding one binary per consumer crate (`cargo build` output).
+    pub functions_dir: PathBuf,
+    /// Where each function's stdout/stderr is written.
+    pub log_dir: PathBuf,
+}
+
+impl Default for DemoOptions {
+    /// `target/debug` of this workspace (or `$CARGO_TARGET_DIR/debug`), logs under
+    /// `target/demo-logs`.
+    fn default() -> Self {
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| fanout_testkit::workspace_root().join("target"));
+        DemoOptions {
+            functions_dir: target.join("debug"),
+            log_dir: target.join("demo-logs"),
+        }
+    }
+}
+
+/// One check of an expectation against what the services hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub what: String,
+    pub passed: bool,
+    /// Expected and found, when the check failed.
+    pub detail: String,
+}
+
+/// What one consumer's DLQ held at the end.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DlqContents {
+    /// `(userId, error)` of each parked record.
+    pub parked: Vec<(String, String)>,
+    /// OnFailure records (batch metadata only): batches the mapping gave up on.
+    pub on_failure: usize,
+}
+
+/// Everything the demo read back, per target.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    pub emails: Vec<String>,
+    pub crm_events: Vec<String>,
+    pub search_documents: Vec<String>,
+    pub audit_rows: BTreeMap<String, usize>,
+    /// By consumer crate name.
+    pub dlqs: BTreeMap<String, DlqContents>,
+    /// `(key, status)` of every ledger entry.
+    pub ledger: Vec<(String, String)>,
+}
+
+/// A redelivered batch: its size and how many records the function reported failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redelivery {
+    pub consumer: String,
+    pub records: usize,
+    pub failed: usize,
+}
+
+/// The outcome of a run.
+#[derive(Debug, Clone)]
+pub struct DemoReport {
+    pub phases: Vec<String>,
+    pub observed: Observed,
+    pub redeliveries: Vec<Redelivery>,
+    pub checks: Vec<Check>,
+    pub invocations: usize,
+    pub filtered_out: usize,
+    pub elapsed: Duration,
+}
+
+impl DemoReport {
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(|c| c.passed)
+    }
+
+    pub fn failures(&self) -> impl Iterator<Item = &Check> {
+        self.checks.iter().filter(|c| !c.passed)
+    }
+}
+
+/// A consumer's function as its mapping sees it, remembering each event it was given so a
+/// batch can be delivered again.
+struct Recorded {
+    host: RuntimeApiHost,
+    delivered: Mutex<Vec<Value>>,
+}
+
+impl Invoke for Recorded {
+    async fn invoke(&self, event: Value) -> Result<Value, InvokeError> {
+        if let Ok(mut delivered) = self.delivered.lock() {
+            delivered.push(event.clone());
+        }
+        self.host.invoke(event).await
+    }
+}
+
+struct Wired {
+    entry: ConsumerEntry,
+    function: Arc<Recorded>,
+    mapping: LocalMapping<Arc<Recorded>>,
+}
+
+/// The local values of the configuration variables consumers read (besides `DLQ_URL`, which
+/// is each consumer's own). A consumer needing a variable not named here fails the demo with
+/// a message saying so.
+struct LocalValues(HashMap<&'static str, String>);
+
+impl LocalValues {
+    fn env_for(
+        &self,
+        entry: &ConsumerEntry,
+        dlq_url: &str,
+    ) -> Result<Vec<(String, String)>, DemoError> {
+        let environment = &entry.settings["environment"];
+        let names = |list: &str| -> Vec<String> {
+            environment[list]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut env = Vec::new();
+        for name in names("required") {
+            let value = match name.as_str() {
+                "DLQ_URL" => dlq_url.to_owned(),
+                other => self.0.get(other).cloned().ok_or_else(|| {
+                    format!(
+                        "the demo has no local value for {other}, which {} requires: add one in \
+                         crates/fanout-devstack/src/demo/run.rs (LocalValues)",
+                        entry.crate_name
+                    )
+                })?,
+            };
+            env.push((name, value));
+        }
+        for name in names("optional") {
+            if let Some(value) = self.0.get(name.as_str()) {
+                env.push((name, value.clone()));
+            }
+        }
+        if let Some(max) = entry.settings["function"]["maxConcurrency"].as_u64() {
+            env.retain(|(k, _)| k != "MAX_CONCURRENCY");
+            env.push(("MAX_CONCURRENCY".to_owned(), max.to_string()));
+        }
+        Ok(env)
+    }
+}
+
+/// Runs `scenario` and reports what each consumer did. Run it inside `fanout-local with`.
+pub async fn run(scenario: &Scenario, options: &DemoOptions) -> Result<DemoReport, DemoError> {
+    let started = Instant::now();
+    let aws = local_sdk_config().await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+    let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    let named = |name: &str| format!("{name}-{run}");
+
+    // The resources the CDK app creates, under names unique to this run.
+    let users_table = named("Users");
+    let ledger_table = named("EffectLedger");
+    let audit_table = named("UserAudit");
+    let stream_arn = create_users_table(&dynamodb, &users_table).await?;
+    create_ledger_table(&dynamodb, &ledger_table).await?;
+    create_audit_table(&dynamodb, &audit_table).await?;
+    let crm_queue = create_queue(&sqs, &named("crm-inspection")).await?;
+    let bus = named("crm");
+    create_bus_to_queue(
+        &aws_sdk_eventbridge::Client::new(&aws),
+        &bus,
+        &queue_arn(&sqs, &crm_queue).await?,
+    )
+    .await?;
+    let sender = format!("welcome-{run}@fanout.example");
+    create_verified_sender(&aws_sdk_sesv2::Client::new(&aws), &sender).await?;
+    let search = SearchStandIn::start().await?;
+    let values = LocalValues(HashMap::from([
+        ("LEDGER_TABLE", ledger_table.clone()),
+        ("AUDIT_TABLE", audit_table.clone()),
+        ("FROM_ADDRESS", sender.clone()),
+        ("CRM_EVENT_BUS", bus.clone()),
+        ("SEARCH_ENDPOINT", search.endpoint()),
+        ("SEARCH_INDEX", "users".to_owned()),
+    ]));
+
+    std::fs::create_dir_all(&options.log_dir)?;
+    let mut consumers = Vec::new();
+    let mut dlqs = BTreeMap::new();
+    for entry in registry::consumers()? {
+        let dlq_url = create_queue(&sqs, &named(&format!("{}-dlq", entry.crate_name))).await?;
+        let host = RuntimeApiHost::start(FunctionConfig {
+            name: entry.crate_name.clone(),
+            binary: options.functions_dir.join(&entry.crate_name),
+            env: values.env_for(&entry, &dlq_url)?,
+            timeout: Duration::from_secs(
+                entry.settings["function"]["timeoutSeconds"]
+                    .as_u64()
+                    .unwrap_or(30),
+            ),
+            memory_mib: entry.settings["function"]["memoryMiB"]
+                .as_u64()
+                .and_then(|m| u32::try_from(m).ok())
+                .unwrap_or(256),
+            log: Some(
+                options
+                    .log_dir
+                    .join(format!("{}-{run}.log", entry.crate_name)),
+            ),
+        })
+        .await?;
+        let function = Arc::new(Recorded {
+            host,
+            delivered: Mutex::new(Vec::new()),
+        });
+        let settings = MappingSettings::from_json(entry.event_source_mapping())?;
+        let mapping = LocalMapping::new(
+            &aws,
+            &stream_arn,
+            &entry.crate_name,
+            &dlq_url,
+            settings,
+            Arc::clone(&function),
+        );
+        dlqs.insert(entry.crate_name.clone(), dlq_url);
+        consumers.push(Wired {
+            entry,
+            function,
+            mapping,
+        });
+    }
+
+    let mut report = DemoReport {
+        phases: Vec::new(),
+        observed: Observed::default(),
+        redeliveries: Vec::new(),
+        checks: Vec::new(),
+        invocations: 0,
+        filtered_out: 0,
+        elapsed: Duration::ZERO,
+    };
+    for phase in &scenario.phases {
+        report.phases.push(phase.say.clone());
+        for write in &phase.writes {
+            apply(&dynamodb, &users_table, write).await?;
+        }
+        for wired in &mut consumers {
+            let polled = wired.mapping.poll_until_idle().await?;
+            report.invocations += polled.invocations.len();
+            report.filtered_out += polled.filtered_out;
+        }
+        if phase.redeliver_first_batch {
+            for wired in &consumers {
+                report.redeliveries.push(redeliver(wired).await?);
+            }
+        }
+    }
+
+    report.observed = observe(
+        &aws,
+        &search,
+        &sender,
+        &crm_queue,
+        &audit_table,
+        &ledger_table,
+        &dlqs,
+    )
+    .await?;
+    report.checks = check(scenario, &report);
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+async fn apply(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    write: &UserWrite,
+) -> Result<(), DemoError> {
+    match write {
+        UserWrite::Put(row) => {
+            let version = match &row.version {
+                Value::Number(n) => AttributeValue::N(n.to_string()),
+                // The poison record: a version no consumer can decode.
+                other => AttributeValue::S(other.as_str().unwrap_or_default().to_owned()),
+            };
+            dynamodb
+                .put_item()
+                .table_name(table)
+                .item("userId", AttributeValue::S(row.user_id.clone()))
+                .item(
+                    "email",
+                    AttributeValue::S(format!("{}@example.com", row.user_id)),
+                )
+                .item("name", AttributeValue::S(row.name.clone()))
+                .item("plan", AttributeValue::S(row.plan.clone()))
+                .item("version", version)
+                .item(
+                    "updatedAt",
+                    AttributeValue::S(
+                        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    ),
+                )
+                .send()
+                .await?;
+        }
+        UserWrite::Delete(user) => {
+            dynamodb
+                .delete_item()
+                .table_name(table)
+                .key("userId", AttributeValue::S(user.clone()))
+                .send()
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Delivers the consumer's first batch again, as Lambda may after a lost response.
+async fn redeliver(wired: &Wired) -> Result<Redelivery, DemoError> {
+    let first = wired
+        .function
+        .delivered
+        .lock()
+        .ok()
+        .and_then(|d| d.first().cloned());
+    let Some(event) = first else {
+        return Ok(Redelivery {
+            consumer: wired.entry.crate_name.clone(),
+            records: 0,
+            failed: 0,
+        });
+    };
+    let records = event["Records"].as_array().map_or(0, Vec::len);
+    let response = wired.function.invoke(event).await?;
+    Ok(Redelivery {
+        consumer: wired.entry.crate_name.clone(),
+        records,
+        failed: response["batchItemFailures"].as_array().map_or(0, Vec::len),
+    })
+}
+
+async fn observe(
+    aws: &aws_config::SdkConfig,
+    search: &SearchStandIn,
+    sender: &str,
+    crm_queue: &str,
+    audit_table: &str,
+    ledger_table: &str,
+    dlqs: &BTreeMap<String, String>,
+) -> Result<Observed, DemoError> {
+    let dynamodb = aws_sdk_dynamodb::Client::new(aws);
+    let sqs = aws_sdk_sqs::Client::new(aws);
+    let mut observed = Observed {
+        emails: sent_emails(&ministack_url(), sender)
+            .await?
+            .iter()
+            .map(|e| format!("{} | {}", e.to.join(","), e.subject))
+            .collect(),
+        ..Observed::default()
+    };
+    for body in drain_queue(&sqs, crm_queue).await? {
+        let event: Value = serde_json::from_str(&body)?;
+        observed.crm_events.push(format!(
+            "{}({})",
+            event["detail-type"].as_str().unwrap_or("?"),
+            event["detail"]["userId"].as_str().unwrap_or("?")
+        ));
+    }
+    observed.search_documents = search
+        .documents("users")
+        .iter()
+        .map(|(id, version, source)| {
+            format!("{id} v{version} {}", source["plan"].as_str().unwrap_or("?"))
+        })
+        .collect();
+    for row in scan(&dynamodb, audit_table).await? {
+        if let Some(AttributeValue::S(user)) = row.get("userId") {
+            *observed.audit_rows.entry(user.clone()).or_default() += 1;
+        }
+    }
+    for (consumer, url) in dlqs {
+        let mut contents = DlqContents::default();
+        for body in drain_queue(&sqs, url).await? {
+            let message: Value = serde_json::from_str(&body)?;
+            match message.get("record") {
+                Some(record) => contents.parked.push((
+                    record["dynamodb"]["Keys"]["userId"]["S"]
+                        .as_str()
+                        .unwrap_or("?")
+                        .to_owned(),
+                    message["error"].as_str().unwrap_or("").to_owned(),
+                )),
+                None => contents.on_failure += 1,
+            }
+        }
+        observed.dlqs.insert(consumer.clone(), contents);
+    }
+    for entry in scan(&dynamodb, ledger_table).await? {
+        let text = |name: &str| {
+            entry
+                .get(name)
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_default()
+        };
+        observed.ledger.push((text("pk"), text("status")));
+    }
+    observed.ledger.sort();
+    Ok(observed)
+}
+
+async fn scan(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<Vec<HashMap<String, AttributeValue>>, DemoError> {
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let page = dynamodb
+            .scan()
+            .table_name(table)
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await?;
+        items.extend(page.items.unwrap_or_default());
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            return Ok(items);
+        }
+    }
+}
+
+fn sorted(mut items: Vec<String>) -> Vec<String> {
+    items.sort();
+    items
+}
+
+fn check(scenario: &Scenario, report: &DemoReport) -> Vec<Check> {
+    let expect = &scenario.expect;
+    let observed = &report.observed;
+    let mut checks = Vec::new();
+    let mut compare = |what: String, expected: String, found: String| {
+        let passed = expected == found;
+        checks.push(Check {
+            what,
+            passed,
+            detail: if passed {
+                String::new()
+            } else {
+                format!("expected {expected}, found {found}")
+            },
+        });
+    };
+    compare(
+        "welcome-email: exactly the expected emails, each once".to_owned(),
+        format!("{:?}", sorted(expect.emails.clone())),
+        format!("{:?}", sorted(observed.emails.clone())),
+    );
+    compare(
+        "crm-sync: exactly the expected CRM events, each once".to_owned(),
+        format!("{:?}", sorted(expect.crm_events.clone())),
+        format!("{:?}", sorted(observed.crm_events.clone())),
+    );
+    compare(
+        "search-warm: the index holds the latest version of each user".to_owned(),
+        format!("{:?}", sorted(expect.search_documents.clone())),
+        format!("{:?}", sorted(observed.search_documents.clone())),
+    );
+    compare(
+        "audit-log: one row per stream record".to_owned(),
+        format!("{:?}", expect.audit_rows),
+        format!("{:?}", observed.audit_rows),
+    );
+    for (consumer, contents) in &observed.dlqs {
+        let expected = sorted(expect.parked.get(consumer).cloned().unwrap_or_default());
+        let found = sorted(
+            contents
+                .parked
+                .iter()
+                .map(|(user, _)| user.clone())
+                .collect(),
+        );
+        compare(
+            format!("{consumer}: parked exactly the poison records"),
+            format!("{expected:?}"),
+            format!("{found:?}"),
+        );
+        compare(
+            format!("{consumer}: no batch given up on (no OnFailure record)"),
+            "0".to_owned(),
+            contents.on_failure.to_string(),
+        );
+    }
+    for redelivery in &report.redeliveries {
+        compare(
+            format!(
+                "{}: the redelivered batch succeeded (its effects are counted above)",
+                redelivery.consumer
+            ),
+            "0 failed".to_owned(),
+            format!("{} failed", redelivery.failed),
+        );
+    }
+    let open: Vec<&String> = observed
+        .ledger
+        .iter()
+        .filter(|(_, status)| status != "COMPLETED")
+        .map(|(key, _)| key)
+        .collect();
+    compare(
+        "ledger: every claimed effect is COMPLETED".to_owned(),
+        "[]".to_owned(),
+        format!("{open:?}"),
+    );
+    checks
+}

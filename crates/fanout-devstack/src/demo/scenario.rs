@@ -1,0 +1,110 @@
+//! The demo's scenario as data: phases of writes to `Users`, and what must have happened.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+/// A scenario file could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("scenario {path}: {message}")]
+pub struct ScenarioError {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+/// A whole scenario.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    #[serde(rename = "$comment", default)]
+    pub comment: String,
+    pub phases: Vec<Phase>,
+    pub expect: Expectations,
+}
+
+/// Writes the API makes; then every mapping polls until its stream is idle.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Phase {
+    /// What the phase does, in words, for the report.
+    pub say: String,
+    pub writes: Vec<UserWrite>,
+    /// After polling, deliver each consumer's first batch once more, as Lambda may.
+    #[serde(default)]
+    pub redeliver_first_batch: bool,
+}
+
+/// One write to `Users`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum UserWrite {
+    Put(UserRow),
+    /// Deletes the user with this id.
+    Delete(String),
+}
+
+/// A row as the API writes it. `version` is normally a number; a string makes a poison record
+/// no consumer can decode.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UserRow {
+    pub user_id: String,
+    pub name: String,
+    pub plan: String,
+    pub version: Value,
+}
+
+/// What must be true at the end, read back from the local services.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Expectations {
+    /// Emails in the SES outbox, as `<to> | <subject>`.
+    pub emails: Vec<String>,
+    /// Events on the CRM bus, as `<detail-type>(<userId>)`, in any order.
+    pub crm_events: Vec<String>,
+    /// Search documents, as `<id> v<version> <plan>`.
+    pub search_documents: Vec<String>,
+    /// Audit rows per user.
+    pub audit_rows: BTreeMap<String, usize>,
+    /// Users whose records each consumer parked (by crate name); absent means none.
+    pub parked: BTreeMap<String, Vec<String>>,
+}
+
+impl Scenario {
+    /// The scenario `make demo` runs.
+    pub fn default_path() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/demo.json")
+    }
+
+    pub fn load(path: &Path) -> Result<Self, ScenarioError> {
+        let fail = |message: String| ScenarioError {
+            path: path.to_owned(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+        serde_json::from_str(&text).map_err(|e| fail(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_scenario_reads_and_expects_something_of_every_target() {
+        let scenario = Scenario::load(&Scenario::default_path()).unwrap();
+        assert!(scenario.phases.iter().any(|p| p.redeliver_first_batch));
+        let expect = &scenario.expect;
+        assert!(!expect.emails.is_empty() && !expect.crm_events.is_empty());
+        assert!(!expect.search_documents.is_empty() && !expect.audit_rows.is_empty());
+        for consumer in fanout_testkit::registry::consumers().unwrap() {
+            assert!(
+                expect.parked.contains_key(&consumer.crate_name),
+                "the scenario says nothing of {}'s DLQ",
+                consumer.crate_name
+            );
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! fanout-devstack: the local stack fanout runs its tests and demo on, and the `fanout-local`
+//! command.
+//!
+//! - [`servers`]: starts DynamoDB Local (`-sharedDb -inMemory -disableTelemetry`) and
+//!   ministack on free loopback ports, and stops them again (also on failure).
+//! - [`session`]: `up`, `down` and `replay` for a long-running development stack.
+//! - [`watch`]: a consumer binary behind `cargo lambda watch`'s Invoke API.
+//! - [`demo`]: `make demo`'s scenario (data), its runner and its report.
+//!
+//! **Architecture invariant:** no Lambda binary links this crate, and it links no consumer:
+//! it runs the consumers' real binaries as processes (through [`fanout_esm::RuntimeApiHost`]),
+//! and learns which consumers exist from `infra/consumers.json`.
+
+pub mod demo;
+pub mod servers;
+pub mod session;
+pub mod watch;

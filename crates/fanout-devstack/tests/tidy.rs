@@ -1,0 +1,220 @@
+//! The workspace's shape, checked: folder = package name, lint policy inherited, internal
+//! crates declared once and depended on downward only, and fanout-core's modules layered.
+//! Hermetic: it reads manifests and sources, nothing else.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use toml::Value;
+
+fn root() -> PathBuf {
+    fanout_testkit::workspace_root()
+}
+
+fn manifest(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let table: toml::Table =
+        toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    Value::Table(table)
+}
+
+/// Every member: folder name -> its manifest.
+fn members() -> BTreeMap<String, Value> {
+    let mut members = BTreeMap::new();
+    for entry in std::fs::read_dir(root().join("crates")).unwrap() {
+        let dir = entry.unwrap().path();
+        let cargo = dir.join("Cargo.toml");
+        if cargo.is_file() {
+            members.insert(
+                dir.file_name().unwrap().to_string_lossy().into_owned(),
+                manifest(&cargo),
+            );
+        }
+    }
+    members
+}
+
+/// Where each crate sits: a crate may depend (dev-dependencies included) only on crates of a
+/// lower layer. Consumers are whatever `infra/consumers.json` registers.
+fn layer(name: &str, consumers: &[String]) -> Option<u8> {
+    match name {
+        "fanout-testkit" => Some(0),
+        "fanout-esm" | "fanout-core" => Some(1),
+        _ if consumers.iter().any(|c| c == name) => Some(2),
+        "fanout-devstack" | "fanout-ops" | "fanout-bench" => Some(3),
+        _ => None,
+    }
+}
+
+fn dependency_tables(manifest: &Value) -> Vec<(&'static str, &toml::Table)> {
+    ["dependencies", "dev-dependencies", "build-dependencies"]
+        .into_iter()
+        .filter_map(|kind| {
+            manifest
+                .get(kind)
+                .and_then(Value::as_table)
+                .map(|t| (kind, t))
+        })
+        .collect()
+}
+
+#[test]
+fn every_folder_is_named_for_its_package_and_inherits_the_lint_policy() {
+    for (folder, manifest) in members() {
+        assert_eq!(
+            manifest["package"]["name"].as_str(),
+            Some(folder.as_str()),
+            "crates/{folder}"
+        );
+        assert_eq!(
+            manifest
+                .get("lints")
+                .and_then(|l| l.get("workspace"))
+                .and_then(Value::as_bool),
+            Some(true),
+            "crates/{folder}: add `[lints] workspace = true`"
+        );
+        assert_eq!(
+            manifest["package"]["edition"]
+                .get("workspace")
+                .and_then(Value::as_bool),
+            Some(true),
+            "crates/{folder}: edition.workspace = true"
+        );
+    }
+}
+
+#[test]
+fn internal_crates_are_declared_once_and_used_through_the_workspace() {
+    let root_manifest = manifest(&root().join("Cargo.toml"));
+    let declared = root_manifest["workspace"]["dependencies"]
+        .as_table()
+        .unwrap();
+    let members = members();
+    for (folder, manifest) in &members {
+        for (kind, table) in dependency_tables(manifest) {
+            for (name, spec) in table {
+                assert!(
+                    spec.get("path").is_none(),
+                    "crates/{folder} {kind}.{name}: a path dependency; declare it in [workspace.dependencies]"
+                );
+                if members.contains_key(name) {
+                    assert_eq!(
+                        spec.get("workspace").and_then(Value::as_bool),
+                        Some(true),
+                        "crates/{folder} {kind}.{name}: use `{name}.workspace = true`"
+                    );
+                }
+            }
+        }
+    }
+    for (name, spec) in declared {
+        if let Some(path) = spec.get("path").and_then(Value::as_str) {
+            assert_eq!(
+                path,
+                format!("crates/{name}"),
+                "[workspace.dependencies] {name}"
+            );
+            assert!(
+                members.contains_key(name),
+                "{name} is declared but is not a member"
+            );
+        }
+    }
+}
+
+#[test]
+fn dependencies_point_down_and_product_crates_never_link_dev_crates() {
+    let consumers: Vec<String> = fanout_testkit::registry::consumers()
+        .unwrap()
+        .into_iter()
+        .map(|c| c.crate_name)
+        .collect();
+    let members = members();
+    for (folder, manifest) in &members {
+        let own = layer(folder, &consumers)
+            .unwrap_or_else(|| panic!("crates/{folder} has no layer: add it to tidy.rs `layer`"));
+        for (kind, table) in dependency_tables(manifest) {
+            for name in table.keys().filter(|n| members.contains_key(*n)) {
+                let theirs = layer(name, &consumers).unwrap();
+                assert!(
+                    theirs < own,
+                    "crates/{folder} ({kind}) depends on {name}, which is not below it"
+                );
+                let product = folder == "fanout-core" || consumers.contains(folder);
+                let dev_crate =
+                    ["fanout-testkit", "fanout-esm", "fanout-devstack"].contains(&name.as_str());
+                assert!(
+                    !(product && dev_crate && kind == "dependencies"),
+                    "crates/{folder} links {name}: product crates may use it as a dev-dependency only"
+                );
+            }
+        }
+    }
+}
+
+/// fanout-core's modules, bottom first: each may import only modules before it. (rustfmt
+/// sorts the declarations in lib.rs, so the order lives here and in lib.rs's docs.)
+const CORE_LAYERS: &[&str] = &[
+    "time",
+    "telemetry",
+    "change",
+    "domain",
+    "outcome",
+    "failure",
+    "ledger",
+    "dlq",
+    "batch",
+    "config",
+    "lambda",
+];
+
+#[test]
+fn core_modules_import_only_modules_below_them() {
+    let src = root().join("crates/fanout-core/src");
+    let lib = std::fs::read_to_string(src.join("lib.rs")).unwrap();
+    let declared: Vec<&str> = lib
+        .lines()
+        .filter_map(|l| l.strip_prefix("pub mod "))
+        .map(|m| m.trim_end_matches(';'))
+        .collect();
+    for module in &declared {
+        assert!(
+            CORE_LAYERS.contains(module),
+            "fanout-core: give module `{module}` its place in CORE_LAYERS"
+        );
+    }
+    let order: Vec<&str> = CORE_LAYERS
+        .iter()
+        .copied()
+        .filter(|m| declared.contains(m))
+        .collect();
+    assert_eq!(
+        order.len(),
+        CORE_LAYERS.len(),
+        "CORE_LAYERS names a module lib.rs does not declare"
+    );
+    for (position, module) in order.iter().enumerate() {
+        let text = std::fs::read_to_string(src.join(format!("{module}.rs"))).unwrap();
+        // Only the module's own code: its unit tests may reach anywhere.
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        for (other_position, other) in order.iter().enumerate() {
+            let imports = code.contains(&format!("crate::{other}::"))
+                || code.contains(&format!("crate::{other};"));
+            assert!(
+                !(imports && other_position >= position),
+                "fanout-core: `{module}` imports `{other}`, which is not below it in lib.rs"
+            );
+        }
+        // Items re-exported at the root (`crate::Ledger`) would hide which module is used.
+        for (at, _) in code.match_indices("crate::") {
+            let next = code[at + "crate::".len()..].chars().next().unwrap_or(' ');
+            assert!(
+                next.is_ascii_lowercase(),
+                "fanout-core: `{module}` imports through the crate root (`crate::{next}…`); name the module"
+            );
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! The checked-in stream events in `events/`: the same files feed the tests and
+//! `cargo lambda invoke --data-file`.
+
+use std::path::{Path, PathBuf};
+
+/// The workspace root (this crate lives at `crates/fanout-testkit`).
+pub fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .ancestors()
+        .nth(2)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| manifest.to_path_buf())
+}
+
+/// The path of a fixture in `events/`.
+pub fn fixture_path(name: &str) -> PathBuf {
+    workspace_root().join("events").join(name)
+}
+
+/// A fixture's text from `events/`.
+pub fn fixture_text(name: &str) -> String {
+    let path = fixture_path(name);
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading fixture {}: {e}", path.display()))
+}

@@ -1,0 +1,29 @@
+//! fanout-testkit: what the tests of every crate share, and nothing product code may use
+//! (it is only ever a dev-dependency).
+//!
+//! - [`local`]: SDK config that refuses any endpoint not on loopback, unique names.
+//! - [`fixtures`]: the stream events in `events/`.
+//! - [`registry`]: the consumers of `infra/consumers.json`.
+//! - [`resources`]: local copies of the tables and queues the CDK app creates.
+//! - [`consumer`]: a consumer test's own ledger and DLQ; a `Users` row writer.
+//! - [`queues`]: reading back a DLQ or an inspection queue.
+//! - with the `services` feature: [`ses_outbox`] (mail ministack accepted) and
+//!   [`search_standin`] (the OpenSearch document API stand-in).
+//!
+//! **Architecture invariant:** testkit depends on no other crate of the workspace, so every
+//! crate, core included, can use it for tests without a cycle.
+
+pub mod consumer;
+pub mod fixtures;
+pub mod local;
+pub mod queues;
+pub mod registry;
+pub mod resources;
+#[cfg(feature = "services")]
+pub mod search_standin;
+#[cfg(feature = "services")]
+pub mod ses_outbox;
+
+pub use consumer::{ConsumerResources, put_user};
+pub use fixtures::{fixture_path, fixture_text, workspace_root};
+pub use local::{LOCAL_REGION, local_sdk_config, ministack_url, unique_name};

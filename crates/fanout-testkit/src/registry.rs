@@ -1,0 +1,146 @@
+//! The one registry of consumers: `infra/consumers.json`. The CDK app, the local stack, the
+//! demo, the Makefile and the tests all read their consumer list from it, so a new consumer is
+//! a crate folder and one entry there.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::fixtures::workspace_root;
+
+/// `infra/consumers.json` could not be read as a registry.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("reading {path}: {message}")]
+    Read { path: PathBuf, message: String },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error("no consumer {wanted:?} in {path}; known: {known}")]
+    Unknown {
+        wanted: String,
+        path: PathBuf,
+        known: String,
+    },
+}
+
+/// One consumer as the registry declares it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConsumerEntry {
+    /// The stack name, such as `WelcomeEmail`.
+    pub name: String,
+    /// The crate and binary name, such as `welcome-email` (also the function and DLQ name).
+    pub crate_name: String,
+    /// The whole entry: function, eventSourceMapping, alarms, environment.
+    pub settings: Value,
+}
+
+impl ConsumerEntry {
+    /// The `eventSourceMapping` object, in the shape the local mapping reads.
+    pub fn event_source_mapping(&self) -> &Value {
+        &self.settings["eventSourceMapping"]
+    }
+
+    /// The environment variable a local stack exports for this consumer's DLQ URL, such as
+    /// `DLQ_URL_WELCOME_EMAIL`.
+    pub fn dlq_env_name(&self) -> String {
+        format!(
+            "DLQ_URL_{}",
+            self.crate_name.replace('-', "_").to_uppercase()
+        )
+    }
+}
+
+/// The registry file of this workspace.
+pub fn registry_path() -> PathBuf {
+    workspace_root().join("infra/consumers.json")
+}
+
+/// Every consumer in `path`, in file order.
+pub fn consumers_in(path: &Path) -> Result<Vec<ConsumerEntry>, RegistryError> {
+    let text = std::fs::read_to_string(path).map_err(|e| RegistryError::Read {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })?;
+    let invalid = |message: String| RegistryError::Invalid {
+        path: path.to_owned(),
+        message,
+    };
+    let parsed: Value = serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+    let Some(consumers) = parsed["consumers"].as_object() else {
+        return Err(invalid("no `consumers` object".to_owned()));
+    };
+    consumers
+        .iter()
+        .map(|(name, settings)| {
+            let crate_name = settings["crate"]
+                .as_str()
+                .ok_or_else(|| invalid(format!("{name}: no `crate`")))?;
+            Ok(ConsumerEntry {
+                name: name.clone(),
+                crate_name: crate_name.to_owned(),
+                settings: settings.clone(),
+            })
+        })
+        .collect()
+}
+
+/// Every consumer of this workspace's registry.
+pub fn consumers() -> Result<Vec<ConsumerEntry>, RegistryError> {
+    consumers_in(&registry_path())
+}
+
+/// One consumer, by stack name (`WelcomeEmail`) or crate name (`welcome-email`).
+pub fn consumer(wanted: &str) -> Result<ConsumerEntry, RegistryError> {
+    let all = consumers()?;
+    let known = all
+        .iter()
+        .map(|c| c.crate_name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    all.into_iter()
+        .find(|c| c.name == wanted || c.crate_name == wanted)
+        .ok_or_else(|| RegistryError::Unknown {
+            wanted: wanted.to_owned(),
+            path: registry_path(),
+            known,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_registered_consumer_is_a_crate_of_the_workspace() {
+        let all = consumers().unwrap();
+        assert!(!all.is_empty());
+        for entry in &all {
+            let manifest = workspace_root()
+                .join("crates")
+                .join(&entry.crate_name)
+                .join("Cargo.toml");
+            assert!(
+                manifest.is_file(),
+                "{} has no crate at {}",
+                entry.name,
+                manifest.display()
+            );
+            assert!(entry.event_source_mapping().is_object(), "{}", entry.name);
+        }
+    }
+
+    #[test]
+    fn finds_a_consumer_by_either_name_and_names_the_known_ones_otherwise() {
+        assert_eq!(consumer("crm-sync").unwrap().name, "CrmSync");
+        assert_eq!(consumer("CrmSync").unwrap().crate_name, "crm-sync");
+        assert_eq!(
+            consumer("welcome-email").unwrap().dlq_env_name(),
+            "DLQ_URL_WELCOME_EMAIL"
+        );
+        let err = consumer("nope").unwrap_err().to_string();
+        assert!(
+            err.contains("welcome-email") && err.contains("nope"),
+            "{err}"
+        );
+    }
+}
