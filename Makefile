@@ -100,12 +100,11 @@ test-unit:
 	cargo nextest run --workspace -E '$(HERMETIC)'
 
 ## One team's tests: its consumer's Rust tests (unit and local stack) and its stack's infra
-## tests. C is the crate name from infra/consumers.json, e.g. `make test-consumer C=crm-sync`.
+## tests. C is a crate name from infra/consumers/, e.g. `make test-consumer C=crm-sync`.
 test-consumer: tools infra/node_modules/.installed
-	@test -n "$(C)" || { echo "usage: make test-consumer C=<crate> (one of: $$(node -e 'console.log(Object.values(require("./infra/consumers.json").consumers).map(c=>c.crate).join(", "))'))"; exit 2; }
+	@test -n "$(C)" -a -f "infra/consumers/$(C).json" || { echo "usage: make test-consumer C=<crate>, one of: $$(ls infra/consumers | sed 's/\.json$$//' | tr '\n' ' ')"; exit 2; }
 	$(NEXTEST)
 	cargo build -p fanout-devstack --bin fanout-local
-	target/debug/fanout-local consumers | grep -qx '$(C)' || { echo "$(C) is not in infra/consumers.json"; exit 2; }
 	cd infra && FANOUT_CONSUMER=$(C) npm test
 	$(LOCAL) with -- cargo nextest run -p $(C) --no-fail-fast
 

@@ -1,7 +1,8 @@
 import * as cdk from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { CONSUMER_STACKS, ConsumerStack } from './consumer-stacks';
-import { ConsumerName, loadSettings } from './settings';
+import { ConsumerStack } from './consumer-stack';
+import { stackClassFor } from './consumers';
+import { ConsumerName, loadSettings, REGISTRY_DIR } from './settings';
 import { TablesStack } from './tables-stack';
 
 /**
@@ -10,16 +11,19 @@ import { TablesStack } from './tables-stack';
  * @param env where the stacks go. @default the CDK CLI's `CDK_DEFAULT_ACCOUNT` and
  * `CDK_DEFAULT_REGION` (the CLI always fills in a region); both unset gives env-agnostic
  * stacks. Tests synthesize both ways, since a concrete region changes resolved ARNs.
+ * @param registryDir the consumer registry, one `<crate>.json` each. @default infra/consumers/
  */
 export function buildApp(
   app: cdk.App,
   env: cdk.Environment = { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
+  registryDir: string = REGISTRY_DIR,
 ): { tables: TablesStack; consumers: Record<ConsumerName, ConsumerStack> } {
-  const settings = loadSettings();
+  const settings = loadSettings(registryDir);
   const tables = new TablesStack(app, 'FanoutTables', { env, description: 'fanout: Users (with stream), EffectLedger, UserAudit' });
   const consumers = {} as Record<ConsumerName, ConsumerStack>;
-  for (const name of Object.keys(CONSUMER_STACKS) as ConsumerName[]) {
-    consumers[name] = new CONSUMER_STACKS[name](app, name, {
+  for (const name of Object.keys(settings)) {
+    const StackClass = stackClassFor(name);
+    consumers[name] = new StackClass(app, name, {
       env,
       settings: settings[name],
       description: `fanout consumer ${settings[name].crate}`,

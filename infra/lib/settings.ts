@@ -1,5 +1,6 @@
-// The consumers' knobs, from consumers.json: the one copy shared with the local event source
-// mapping (crates/local), so what runs locally is what is deployed.
+// The registry of consumers: one file per consumer in infra/consumers/, owned by its team
+// (CODEOWNERS), holding every knob. The one copy shared with the local stack and the tests
+// (crates/fanout-testkit/src/registry.rs), so what runs locally is what is deployed.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
@@ -25,34 +26,54 @@ export interface EventSourceMappingSettings {
 }
 
 export interface ConsumerSettings {
+  /** The stack name, such as `WelcomeEmail`. */
+  stack: string;
+  /** The crate, binary and file name, such as `welcome-email`. */
   crate: string;
   ledgerKeyPrefix: string | null;
   function: FunctionSettings;
   eventSourceMapping: EventSourceMappingSettings;
   alarms: { iteratorAgeMaxSeconds: number };
-  environment: { required: string[]; optional: string[] };
+  environment: {
+    required: string[];
+    optional: string[];
+    /** Variables whose value is a CDK context value: variable -> key (`fanout:<key>`). */
+    fromContext?: Record<string, string>;
+  };
 }
 
-export type ConsumerName = 'WelcomeEmail' | 'CrmSync' | 'SearchWarm' | 'AuditLog';
+/** A consumer's stack name (`WelcomeEmail`). */
+export type ConsumerName = string;
 
-export const SETTINGS_FILE = path.join(__dirname, '..', '..', 'consumers.json');
+/** The registry: one `<crate>.json` per consumer. */
+export const REGISTRY_DIR = path.join(__dirname, '..', '..', 'consumers');
 
 /** DynamoDB Streams keeps records for 24 hours. */
 export const STREAM_RETENTION_SECONDS = 24 * 3600;
 
-export function loadSettings(file: string = SETTINGS_FILE): Record<ConsumerName, ConsumerSettings> {
-  const parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as { consumers: Record<ConsumerName, ConsumerSettings> };
-  for (const [name, settings] of Object.entries(parsed.consumers)) {
-    validate(name, settings);
+/**
+ * Every consumer of the registry, by stack name, in file-name order: the only list of
+ * consumers there is. Each entry is validated; a bad one fails synthesis naming its file.
+ */
+export function loadSettings(dir: string = REGISTRY_DIR): Record<ConsumerName, ConsumerSettings> {
+  const consumers: Record<ConsumerName, ConsumerSettings> = {};
+  const files = fs.readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
+  if (files.length === 0) throw new Error(`${dir}: no consumer files (<crate>.json)`);
+  for (const file of files) {
+    const settings = JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8')) as ConsumerSettings;
+    validate(`consumers/${file}`, settings);
+    if (file !== `${settings.crate}.json`) throw new Error(`consumers/${file}: name the file after its crate, ${settings.crate}.json`);
+    if (consumers[settings.stack]) throw new Error(`consumers/${file}: stack ${settings.stack} is declared twice`);
+    consumers[settings.stack] = settings;
   }
-  return parsed.consumers;
+  return consumers;
 }
 
 /** Refuses settings that would break the stream contract, at synth time. */
 function validate(name: string, s: ConsumerSettings): void {
   const esm = s.eventSourceMapping;
   const fail = (why: string) => {
-    throw new Error(`consumers.json: ${name}: ${why}`);
+    throw new Error(`${name}: ${why}`);
   };
   if (esm.parallelizationFactor !== 1) fail('parallelizationFactor must be 1 (per-key order across batches)');
   if (!esm.reportBatchItemFailures) fail('reportBatchItemFailures must be on');
@@ -65,6 +86,18 @@ function validate(name: string, s: ConsumerSettings): void {
   if (esm.maxBatchingWindowSeconds < 0 || esm.maxBatchingWindowSeconds > 300) fail('maxBatchingWindowSeconds must be 0..300');
   if (s.alarms.iteratorAgeMaxSeconds > 2 * 3600) fail('the iterator-age alarm must fire long before 24 h: at most 2 h');
   if (s.function.timeoutSeconds > 900) fail('timeoutSeconds must be at most 900');
+  if (!/^[A-Z][A-Za-z0-9]*$/.test(s.stack ?? '')) fail(`stack ${JSON.stringify(s.stack)} must be a PascalCase stack name`);
+  if (!/^[a-z][a-z0-9-]*$/.test(s.crate)) fail(`crate ${JSON.stringify(s.crate)} must be a kebab-case crate name`);
+  const env = s.environment;
+  if (!env.required.includes('DLQ_URL')) fail('environment.required must list DLQ_URL: every consumer parks into its own DLQ');
+  if (Boolean(s.ledgerKeyPrefix) !== env.required.includes('LEDGER_TABLE')) {
+    fail('a consumer with a ledgerKeyPrefix requires LEDGER_TABLE, and only such a consumer');
+  }
+  for (const variable of Object.keys(env.fromContext ?? {})) {
+    if (!env.required.includes(variable) && !env.optional.includes(variable)) {
+      fail(`environment.fromContext sets ${variable}, which is neither required nor optional`);
+    }
+  }
 }
 
 /** The context in cdk.json, for synthesis outside the CDK CLI (tests, template linting). */

@@ -30,7 +30,7 @@ export interface StreamConsumerProps {
 
 /**
  * What every consumer shares: the Rust function, its own DLQ, the DynamoDB Streams event
- * source mapping with every knob from consumers.json, least-privilege IAM and the alarms.
+ * source mapping with every knob from its registry entry, least-privilege IAM and the alarms.
  * A consumer stack states only what differs (environment and permissions).
  */
 export class StreamConsumer extends Construct {

@@ -3,17 +3,20 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
-import { loadSettings, SETTINGS_FILE } from '../lib/settings';
+import { loadSettings, REGISTRY_DIR } from '../lib/settings';
 
+/** A copy of the registry with welcome-email's entry changed. */
 function withChange(change: (s: any) => void): string {
-  const parsed = JSON.parse(fs.readFileSync(SETTINGS_FILE, 'utf8'));
-  change(parsed.consumers.WelcomeEmail);
-  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'fanout-')), 'consumers.json');
-  fs.writeFileSync(file, JSON.stringify(parsed));
-  return file;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fanout-registry-'));
+  for (const file of fs.readdirSync(REGISTRY_DIR)) {
+    const parsed = JSON.parse(fs.readFileSync(path.join(REGISTRY_DIR, file), 'utf8'));
+    if (file === 'welcome-email.json') change(parsed);
+    fs.writeFileSync(path.join(dir, file), JSON.stringify(parsed));
+  }
+  return dir;
 }
 
-describe('consumers.json validation refuses settings that break the stream contract', () => {
+describe('registry validation refuses settings that break the stream contract', () => {
   const cases: [string, (s: any) => void, RegExp][] = [
     ['parallelization above 1', (s) => (s.eventSourceMapping.parallelizationFactor = 2), /parallelizationFactor/],
     ['record age near retention', (s) => (s.eventSourceMapping.maximumRecordAgeSeconds = 86400), /maximumRecordAgeSeconds/],
@@ -21,9 +24,21 @@ describe('consumers.json validation refuses settings that break the stream contr
     ['partial batch responses off', (s) => (s.eventSourceMapping.reportBatchItemFailures = false), /reportBatchItemFailures/],
     ['bisect off', (s) => (s.eventSourceMapping.bisectBatchOnFunctionError = false), /bisect/],
     ['late iterator-age alarm', (s) => (s.alarms.iteratorAgeMaxSeconds = 20 * 3600), /iterator-age/],
+    ['no DLQ_URL', (s) => (s.environment.required = s.environment.required.filter((v: string) => v !== 'DLQ_URL')), /DLQ_URL/],
+    ['a ledger prefix without LEDGER_TABLE', (s) => (s.environment.required = ['DLQ_URL', 'FROM_ADDRESS']), /LEDGER_TABLE/],
+    ['a context variable the consumer does not read', (s) => (s.environment.fromContext = { NOT_READ: 'fromAddress' }), /NOT_READ/],
+    ['a crate name that is not one', (s) => (s.crate = 'Welcome Email'), /kebab-case/],
+    ['a file not named after its crate', (s) => (s.crate = 'welcome-mail'), /name the file after its crate/],
+    ['a stack declared twice', (s) => (s.stack = 'CrmSync'), /declared twice/],
   ];
   for (const [what, change, message] of cases) {
     it(what, () => assert.throws(() => loadSettings(withChange(change)), message));
   }
-  it('accepts the shipped file', () => assert.equal(Object.keys(loadSettings()).length, 4));
+  it('accepts the shipped file, whose every consumer is a crate of the workspace', () => {
+    const all = loadSettings();
+    assert.ok(Object.keys(all).length > 0);
+    for (const [name, s] of Object.entries(all)) {
+      assert.ok(fs.existsSync(path.join(__dirname, '..', '..', '..', 'crates', s.crate, 'Cargo.toml')), `${name}: no crate ${s.crate}`);
+    }
+  });
 });

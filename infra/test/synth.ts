@@ -9,8 +9,17 @@ import { Annotations, Template } from 'aws-cdk-lib/assertions';
 import { buildApp } from '../lib/app';
 import { cdkJsonContext, ConsumerName, loadSettings } from '../lib/settings';
 
-export const NAMES: ConsumerName[] = ['WelcomeEmail', 'CrmSync', 'SearchWarm', 'AuditLog'];
 export const settings = loadSettings();
+
+/**
+ * The consumers under test: every one in the registry (infra/consumers/), or one team's with
+ * `FANOUT_CONSUMER=<crate or stack name>` (`make test-consumer C=crm-sync`).
+ */
+export const NAMES: ConsumerName[] = Object.keys(settings).filter((name) => {
+  const only = process.env.FANOUT_CONSUMER;
+  return !only || only === name || only === settings[name].crate;
+});
+if (NAMES.length === 0) throw new Error(`FANOUT_CONSUMER=${process.env.FANOUT_CONSUMER} names no consumer in infra/consumers/`);
 
 /** The concrete environment the second synthesis uses. */
 export const CONCRETE_ENV = { account: '111111111111', region: 'eu-west-1' };

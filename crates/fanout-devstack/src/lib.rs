@@ -9,7 +9,7 @@
 //!
 //! **Architecture invariant:** no Lambda binary links this crate, and it links no consumer:
 //! it runs the consumers' real binaries as processes (through [`fanout_esm::RuntimeApiHost`]),
-//! and learns which consumers exist from `infra/consumers.json`.
+//! and learns which consumers exist from `infra/consumers/`.
 
 pub mod demo;
 pub mod servers;

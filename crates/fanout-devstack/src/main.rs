@@ -49,7 +49,7 @@ enum Verb {
         #[arg(long)]
         functions_dir: Option<PathBuf>,
     },
-    /// Print the crate name of every registered consumer (infra/consumers.json), one a line.
+    /// Print the crate name of every registered consumer (infra/consumers/), one a line.
     Consumers,
 }
 

@@ -3,7 +3,7 @@
 //!
 //! - [`local`]: SDK config that refuses any endpoint not on loopback, unique names.
 //! - [`fixtures`]: the stream events in `events/`.
-//! - [`registry`]: the consumers of `infra/consumers.json`.
+//! - [`registry`]: the consumers of `infra/consumers/`.
 //! - [`resources`]: local copies of the tables and queues the CDK app creates.
 //! - [`consumer`]: a consumer test's own ledger and DLQ; a `Users` row writer.
 //! - [`queues`]: reading back a DLQ or an inspection queue.

@@ -1,6 +1,6 @@
-//! The one registry of consumers: `infra/consumers.json`. The CDK app, the local stack, the
-//! demo, the Makefile and the tests all read their consumer list from it, so a new consumer is
-//! a crate folder and one entry there.
+//! The one registry of consumers: `infra/consumers/<crate>.json`, one file per consumer, owned
+//! by its team. The CDK app, the local stack, the demo, the Makefile and the tests all read
+//! their consumer list from it, so a new consumer is a crate folder and one file there.
 
 use std::path::{Path, PathBuf};
 
@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::fixtures::workspace_root;
 
-/// `infra/consumers.json` could not be read as a registry.
+/// `infra/consumers/` could not be read as a registry.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     #[error("reading {path}: {message}")]
@@ -50,34 +50,43 @@ impl ConsumerEntry {
     }
 }
 
-/// The registry file of this workspace.
-pub fn registry_path() -> PathBuf {
-    workspace_root().join("infra/consumers.json")
+/// The registry folder of this workspace.
+pub fn registry_dir() -> PathBuf {
+    workspace_root().join("infra/consumers")
 }
 
-/// Every consumer in `path`, in file order.
-pub fn consumers_in(path: &Path) -> Result<Vec<ConsumerEntry>, RegistryError> {
-    let text = std::fs::read_to_string(path).map_err(|e| RegistryError::Read {
+/// Every consumer in `dir`, in file-name order.
+pub fn consumers_in(dir: &Path) -> Result<Vec<ConsumerEntry>, RegistryError> {
+    let read = |path: &Path, e: std::io::Error| RegistryError::Read {
         path: path.to_owned(),
         message: e.to_string(),
-    })?;
-    let invalid = |message: String| RegistryError::Invalid {
-        path: path.to_owned(),
-        message,
     };
-    let parsed: Value = serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
-    let Some(consumers) = parsed["consumers"].as_object() else {
-        return Err(invalid("no `consumers` object".to_owned()));
-    };
-    consumers
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| read(dir, e))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    files
         .iter()
-        .map(|(name, settings)| {
-            let crate_name = settings["crate"]
-                .as_str()
-                .ok_or_else(|| invalid(format!("{name}: no `crate`")))?;
+        .map(|path| {
+            let invalid = |message: String| RegistryError::Invalid {
+                path: path.clone(),
+                message,
+            };
+            let text = std::fs::read_to_string(path).map_err(|e| read(path, e))?;
+            let settings: Value =
+                serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+            let field = |name: &str| {
+                settings[name]
+                    .as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| invalid(format!("no `{name}`")))
+            };
             Ok(ConsumerEntry {
-                name: name.clone(),
-                crate_name: crate_name.to_owned(),
+                name: field("stack")?,
+                crate_name: field("crate")?,
                 settings: settings.clone(),
             })
         })
@@ -86,7 +95,7 @@ pub fn consumers_in(path: &Path) -> Result<Vec<ConsumerEntry>, RegistryError> {
 
 /// Every consumer of this workspace's registry.
 pub fn consumers() -> Result<Vec<ConsumerEntry>, RegistryError> {
-    consumers_in(&registry_path())
+    consumers_in(&registry_dir())
 }
 
 /// One consumer, by stack name (`WelcomeEmail`) or crate name (`welcome-email`).
@@ -101,7 +110,7 @@ pub fn consumer(wanted: &str) -> Result<ConsumerEntry, RegistryError> {
         .find(|c| c.name == wanted || c.crate_name == wanted)
         .ok_or_else(|| RegistryError::Unknown {
             wanted: wanted.to_owned(),
-            path: registry_path(),
+            path: registry_dir(),
             known,
         })
 }

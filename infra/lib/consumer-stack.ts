@@ -1,0 +1,91 @@
+import * as cdk from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
+import * as ssm from 'aws-cdk-lib/aws-ssm';
+import { NagSuppressions } from 'cdk-nag';
+import { Construct } from 'constructs';
+import { ConsumerSettings } from './settings';
+import { StreamConsumer } from './stream-consumer';
+import { PARAMETERS } from './tables-stack';
+
+export interface ConsumerStackProps extends cdk.StackProps {
+  readonly settings: ConsumerSettings;
+}
+
+/** Deployment choices read from CDK context (cdk.json or `-c key=value`). */
+export function context(scope: Construct, key: string): string {
+  const value = scope.node.tryGetContext(`fanout:${key}`);
+  if (typeof value !== 'string' || value === '') {
+    throw new Error(`missing CDK context fanout:${key} (set it in cdk.json or with -c fanout:${key}=...)`);
+  }
+  return value;
+}
+
+/**
+ * A stack that owns one consumer: its function, DLQ, event source mapping, IAM and alarms,
+ * all from its registry entry (`infra/consumers/<crate>.json`). Used as it is for a consumer that needs nothing but
+ * the ledger (when `ledgerKeyPrefix` is set) and the variables its settings map from CDK
+ * context (`environment.fromContext`); a consumer with a target of its own subclasses it in
+ * `lib/consumers/` and states only what differs.
+ */
+export class ConsumerStack extends cdk.Stack {
+  readonly consumer: StreamConsumer;
+  readonly alarmTopic: sns.Topic;
+
+  constructor(scope: Construct, id: string, props: ConsumerStackProps) {
+    super(scope, id, props);
+    this.alarmTopic = new sns.Topic(this, 'Alarms', { enforceSSL: true, displayName: `fanout ${props.settings.crate} alarms` });
+    const email = this.node.tryGetContext('fanout:alarmEmail');
+    if (typeof email === 'string' && email !== '') {
+      this.alarmTopic.addSubscription(new subscriptions.EmailSubscription(email));
+    }
+    NagSuppressions.addResourceSuppressions(this.alarmTopic, [
+      {
+        id: 'AwsSolutions-SNS2',
+        reason: 'Alarm notifications carry no personal data; CloudWatch cannot publish to a topic encrypted with the AWS managed SNS key.',
+      },
+    ]);
+    this.consumer = new StreamConsumer(this, 'Consumer', {
+      settings: props.settings,
+      environment: this.consumerEnvironment(props.settings),
+      statements: this.statements(props.settings),
+      alarmTopic: this.alarmTopic,
+    });
+  }
+
+  /** The consumer's variables besides DLQ_URL and MAX_CONCURRENCY. */
+  protected consumerEnvironment(settings: ConsumerSettings): Record<string, string> {
+    const environment: Record<string, string> = {};
+    if (settings.ledgerKeyPrefix) environment.LEDGER_TABLE = this.parameter(PARAMETERS.ledgerTableName);
+    for (const [variable, key] of Object.entries(settings.environment.fromContext ?? {})) {
+      environment[variable] = context(this, key);
+    }
+    return environment;
+  }
+
+  /** The consumer's own permissions, exact resources only. */
+  protected statements(settings: ConsumerSettings): iam.PolicyStatement[] {
+    return settings.ledgerKeyPrefix ? [this.ledgerStatement(settings)] : [];
+  }
+
+  protected parameter(name: string): string {
+    return ssm.StringParameter.valueForStringParameter(this, name);
+  }
+
+  protected tableArn(tableName: string): string {
+    return this.formatArn({ service: 'dynamodb', resource: 'table', resourceName: tableName });
+  }
+
+  /** Ledger writes limited to this consumer's own key prefix. */
+  protected ledgerStatement(settings: ConsumerSettings): iam.PolicyStatement {
+    if (!settings.ledgerKeyPrefix) throw new Error(`${settings.crate} has no ledger key prefix`);
+    return new iam.PolicyStatement({
+      sid: 'OwnLedgerEntriesOnly',
+      actions: ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'],
+      resources: [this.tableArn(this.parameter(PARAMETERS.ledgerTableName))],
+      conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`${settings.ledgerKeyPrefix}#*`] } },
+    });
+  }
+}
+

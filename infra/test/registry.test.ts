@@ -1,0 +1,72 @@
+// infra/consumers/ is the one registry: a consumer declared there (and nowhere else in the
+// CDK app) gets a whole stack from the generic ConsumerStack.
+import { strict as assert } from 'node:assert';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { describe, it } from 'node:test';
+import * as cdk from 'aws-cdk-lib';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import { buildApp } from '../lib/app';
+import { CONSUMER_STACKS } from '../lib/consumers';
+import { cdkJsonContext, REGISTRY_DIR } from '../lib/settings';
+
+/** The shipped registry plus one consumer, `Reporter`, that exists only in this test. */
+function registryWithReporter(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fanout-registry-'));
+  for (const file of fs.readdirSync(REGISTRY_DIR)) fs.copyFileSync(path.join(REGISTRY_DIR, file), path.join(dir, file));
+  const template = JSON.parse(fs.readFileSync(path.join(REGISTRY_DIR, 'crm-sync.json'), 'utf8'));
+  const reporter = {
+    ...template,
+    stack: 'Reporter',
+    crate: 'reporter',
+    ledgerKeyPrefix: 'reporter',
+    environment: {
+      required: ['LEDGER_TABLE', 'DLQ_URL', 'REPORT_BUS'],
+      optional: ['MAX_CONCURRENCY'],
+      fromContext: { REPORT_BUS: 'crmEventBusName' },
+    },
+  };
+  fs.writeFileSync(path.join(dir, 'reporter.json'), JSON.stringify(reporter));
+  return dir;
+}
+
+describe('a fifth consumer declared only in the registry', () => {
+  assert.equal(CONSUMER_STACKS.Reporter, undefined, 'the test consumer must have no stack class of its own');
+  const app = new cdk.App({ context: { ...cdkJsonContext(), 'aws:cdk:bundling-stacks': [] } });
+  const built = buildApp(app, { account: '111111111111', region: 'eu-west-1' }, registryWithReporter());
+  app.synth();
+  const stack = built.consumers.Reporter;
+  const template = Template.fromStack(stack);
+
+  it('gets a stack from the generic ConsumerStack, beside the shipped ones', () => {
+    assert.ok(stack, 'no Reporter stack');
+    assert.equal(Object.keys(built.consumers).length, 5);
+  });
+
+  it('runs its own binary with the environment its settings name', () => {
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Description: 'fanout reporter',
+      Environment: { Variables: Match.objectLike({ REPORT_BUS: 'crm', LEDGER_TABLE: Match.anyValue(), DLQ_URL: Match.anyValue() }) },
+    });
+  });
+
+  it('maps the stream with its settings and writes only its own ledger keys', () => {
+    template.resourceCountIs('AWS::Lambda::EventSourceMapping', 1);
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Sid: 'OwnLedgerEntriesOnly', Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['reporter#*'] } } }),
+        ]),
+      },
+    });
+  });
+
+  it('passes cdk-nag like the others', () => {
+    const findings = [
+      ...Annotations.fromStack(stack).findError('*', Match.stringLikeRegexp('AwsSolutions-.*')),
+      ...Annotations.fromStack(stack).findWarning('*', Match.stringLikeRegexp('AwsSolutions-.*')),
+    ];
+    assert.deepEqual(findings.map((f) => f.entry.data), []);
+  });
+});
