@@ -14,16 +14,18 @@ ZIGLANG_VERSION := 0.14.1
 VENV_BIN := $(CURDIR)/$(TOOLS)/venv/bin
 LOCAL := target/debug/fanout-local
 
-.PHONY: help tools test test-rust test-unit test-consumer test-infra lint demo synth deploy diff
+.PHONY: help tools tools-arm64 test test-rust test-unit test-consumer test-infra lint demo synth deploy diff package e2e
 
 help:
 	@echo "make demo                  run the whole fan-out on the local stack and show what each consumer did"
 	@echo "make test                  run every test (installs what it needs into $(TOOLS)/ and infra/node_modules)"
 	@echo "make test-unit             the hermetic tests only: no server"
 	@echo "make test-consumer C=<crate>  one consumer's Rust tests and its stack's infra tests"
-	@echo "make synth                 build the arm64 Lambda binaries and synthesize every stack"
-	@echo "make deploy STACK=<name>   build and deploy one stack (FanoutTables, WelcomeEmail, CrmSync, SearchWarm, AuditLog)"
+	@echo "make e2e                   deploy the real CDK app into a local AWS (ministack), prove it, tear it down"
+	@echo "make synth [ARCH=x86_64]   build the Lambda binaries (arm64 unless ARCH says) and synthesize every stack"
+	@echo "make deploy STACK=<name>   check its prerequisites, build and deploy one stack (FanoutTables, or a consumer's stack)"
 	@echo "make diff STACK=<name>     show what a deploy of that stack would change"
+	@echo "make package               both architectures' zips of every consumer, with their sizes"
 
 ## Local stack tools, installed into an ignored folder.
 $(TOOLS)/.dynamodb-local-$(DYNAMODB_LOCAL_VERSION):
@@ -117,19 +119,42 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-## Deploy: the real arm64 release build through cargo-lambda (bundled by cargo-lambda-cdk).
+## Deploy: the functions built by cargo-lambda (bundled by cargo-lambda-cdk), for ARCH
+## (arm64 by default, as deployed to AWS; x86_64 for a local AWS on an x86_64 machine).
+## CDK_ARGS passes more CDK options, e.g. CDK_ARGS="-c fanout:alarmEmail=ops@example.com".
+ARCH ?= arm64
+CDK_ARGS ?=
+ARCH_TOOLS := $(if $(filter x86_64,$(ARCH)),$(TOOLS)/.cargo-lambda-$(CARGO_LAMBDA_VERSION),$(TOOLS)/.arm64-$(ZIGLANG_VERSION))
 CDK := cd infra && PATH="$(VENV_BIN):$$PATH" npx cdk
+CDK_ARCH := -c fanout:architecture=$(ARCH) $(CDK_ARGS)
 
-synth: infra/node_modules/.installed $(TOOLS)/.arm64-$(ZIGLANG_VERSION)
-	cd infra && npx tsc
-	$(CDK) synth --quiet
+tools-arm64: $(TOOLS)/.arm64-$(ZIGLANG_VERSION)
 
-deploy: infra/node_modules/.installed $(TOOLS)/.arm64-$(ZIGLANG_VERSION)
-	@test -n "$(STACK)" || { echo "usage: make deploy STACK=<FanoutTables|WelcomeEmail|CrmSync|SearchWarm|AuditLog>"; exit 2; }
-	cd infra && npx tsc
-	$(CDK) deploy --exclusively $(STACK)
+synth: infra/node_modules/.installed $(ARCH_TOOLS)
+	$(CDK) synth --quiet $(CDK_ARCH)
 
-diff: infra/node_modules/.installed $(TOOLS)/.arm64-$(ZIGLANG_VERSION)
-	@test -n "$(STACK)" || { echo "usage: make diff STACK=<name>"; exit 2; }
-	cd infra && npx tsc
-	$(CDK) diff --exclusively $(STACK)
+# Preflight first: a missing prerequisite stops the deploy, named (crates/fanout-ops).
+deploy: infra/node_modules/.installed $(ARCH_TOOLS)
+	@test -n "$(STACK)" || { echo "usage: make deploy STACK=<FanoutTables or a consumer's stack> [ARCH=arm64|x86_64] [CDK_ARGS=...]"; exit 2; }
+	cargo run --quiet -p fanout-ops -- preflight $(STACK) $(CDK_ARCH)
+	$(CDK) deploy --exclusively $(STACK) --require-approval never $(CDK_ARCH)
+
+diff: infra/node_modules/.installed $(ARCH_TOOLS)
+	@test -n "$(STACK)" || { echo "usage: make diff STACK=<name> [ARCH=arm64|x86_64] [CDK_ARGS=...]"; exit 2; }
+	$(CDK) diff --exclusively $(STACK) $(CDK_ARCH)
+
+## Both architectures' zips of every consumer, release build, into target/lambda/<arch>/.
+package: $(TOOLS)/.arm64-$(ZIGLANG_VERSION)
+	for arch in arm64 x86_64; do \
+	  flag=$$([ $$arch = arm64 ] && echo --arm64 || echo --x86-64); \
+	  PATH="$(VENV_BIN):$$PATH" cargo lambda build --release $$flag --output-format zip \
+	    --lambda-dir target/lambda/$$arch $$(for c in $$(ls infra/consumers | sed -n 's/\.json$$//p'); do echo --bin $$c; done); \
+	done
+	@for zip in target/lambda/*/*/bootstrap.zip; do printf "%-52s %8d bytes\n" $$zip $$(stat -c %s $$zip); done
+
+## End to end: the real CDK app deployed into ministack as a local AWS and proven
+## (crates/fanout-devstack/src/e2e.rs). E2E_PROFILE=release builds what AWS would run.
+E2E_PROFILE ?= dev
+e2e: tools infra/node_modules/.installed
+	cargo build --quiet -p fanout-devstack --bin fanout-local
+	$(LOCAL) e2e --build-profile $(E2E_PROFILE)

@@ -1,5 +1,10 @@
 #!/usr/bin/env node
+import * as path from 'node:path';
 import * as cdk from 'aws-cdk-lib';
 import { buildApp } from '../lib/app';
 
-buildApp(new cdk.App());
+const app = new cdk.App();
+// `-c fanout:registryDir=<dir>` deploys from another registry (one <crate>.json per consumer),
+// for example an environment's own settings. @default infra/consumers/
+const registryDir = app.node.tryGetContext('fanout:registryDir');
+buildApp(app, undefined, typeof registryDir === 'string' && registryDir !== '' ? path.resolve(registryDir) : undefined);

@@ -5,21 +5,13 @@ import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
+import { context } from './deployment';
 import { ConsumerSettings } from './settings';
 import { StreamConsumer } from './stream-consumer';
 import { PARAMETERS } from './tables-stack';
 
 export interface ConsumerStackProps extends cdk.StackProps {
   readonly settings: ConsumerSettings;
-}
-
-/** Deployment choices read from CDK context (cdk.json or `-c key=value`). */
-export function context(scope: Construct, key: string): string {
-  const value = scope.node.tryGetContext(`fanout:${key}`);
-  if (typeof value !== 'string' || value === '') {
-    throw new Error(`missing CDK context fanout:${key} (set it in cdk.json or with -c fanout:${key}=...)`);
-  }
-  return value;
 }
 
 /**
@@ -52,6 +44,12 @@ export class ConsumerStack extends cdk.Stack {
       statements: this.statements(props.settings),
       alarmTopic: this.alarmTopic,
     });
+    // What operators and tools (fanout-ops, the e2e driver) look up, never hard-code.
+    const output = (id: string, value: string, description: string) => new cdk.CfnOutput(this, id, { value, description });
+    output('FunctionName', this.consumer.function.functionName, `${props.settings.crate}: the Lambda function`);
+    output('DlqUrl', this.consumer.dlq.queueUrl, `${props.settings.crate}: parked records and OnFailure records`);
+    output('DlqArn', this.consumer.dlq.queueArn, `${props.settings.crate}: its DLQ's ARN`);
+    output('EventSourceMappingId', this.consumer.mapping.eventSourceMappingId, `${props.settings.crate}: the stream mapping`);
   }
 
   /** The consumer's variables besides DLQ_URL and MAX_CONCURRENCY. */

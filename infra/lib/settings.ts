@@ -33,6 +33,11 @@ export interface ConsumerSettings {
   ledgerKeyPrefix: string | null;
   function: FunctionSettings;
   eventSourceMapping: EventSourceMappingSettings;
+  /**
+   * CDK context keys (`fanout:<key>`) naming outside resources that must exist before the
+   * stack is deployed; `fanout-ops preflight` checks each (README "Deploy").
+   */
+  prerequisites: string[];
   alarms: { iteratorAgeMaxSeconds: number };
   environment: {
     required: string[];
@@ -88,6 +93,9 @@ function validate(name: string, s: ConsumerSettings): void {
   if (s.function.timeoutSeconds > 900) fail('timeoutSeconds must be at most 900');
   if (!/^[A-Z][A-Za-z0-9]*$/.test(s.stack ?? '')) fail(`stack ${JSON.stringify(s.stack)} must be a PascalCase stack name`);
   if (!/^[a-z][a-z0-9-]*$/.test(s.crate)) fail(`crate ${JSON.stringify(s.crate)} must be a kebab-case crate name`);
+  if (!Array.isArray(s.prerequisites) || s.prerequisites.some((k) => typeof k !== 'string' || !/^[a-zA-Z]+$/.test(k))) {
+    fail('prerequisites must list CDK context keys (without the fanout: prefix)');
+  }
   const env = s.environment;
   if (!env.required.includes('DLQ_URL')) fail('environment.required must list DLQ_URL: every consumer parks into its own DLQ');
   if (Boolean(s.ledgerKeyPrefix) !== env.required.includes('LEDGER_TABLE')) {

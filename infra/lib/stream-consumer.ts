@@ -12,7 +12,9 @@ import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { RustFunction } from 'cargo-lambda-cdk';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
+import { architecture, buildProfile } from './deployment';
 import { ConsumerSettings } from './settings';
+import { ensureRustToolchain } from './toolchain';
 import { PARAMETERS } from './tables-stack';
 
 /** The workspace manifest the functions build from. */
@@ -92,10 +94,14 @@ export class StreamConsumer extends Construct {
     const policy = new iam.Policy(this, 'Policy', { statements });
     this.role.attachInlinePolicy(policy);
 
+    const arch = architecture(this);
+    // Only a stack the CLI is about to deploy or synthesize for real needs the build.
+    if (cdk.Stack.of(this).bundlingRequired) ensureRustToolchain(arch);
     const fn = new RustFunction(this, 'Function', {
       manifestPath: WORKSPACE_MANIFEST,
       binaryName: settings.crate,
-      architecture: lambda.Architecture.ARM_64,
+      architecture: arch,
+      bundling: { profile: buildProfile(this), forcedDockerBundling: false },
       runtime: 'provided.al2023',
       memorySize: settings.function.memoryMiB,
       timeout: cdk.Duration.seconds(settings.function.timeoutSeconds),

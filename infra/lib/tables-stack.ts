@@ -54,5 +54,9 @@ export class TablesStack extends cdk.Stack {
     publish('UsersStreamArnParam', PARAMETERS.usersStreamArn, this.users.tableStreamArn ?? '');
     publish('LedgerTableNameParam', PARAMETERS.ledgerTableName, this.ledger.tableName);
     publish('AuditTableNameParam', PARAMETERS.auditTableName, this.audit.tableName);
+    new cdk.CfnOutput(this, 'UsersTableName', { value: this.users.tableName });
+    new cdk.CfnOutput(this, 'UsersStreamArn', { value: this.users.tableStreamArn ?? '' });
+    new cdk.CfnOutput(this, 'LedgerTableName', { value: this.ledger.tableName });
+    new cdk.CfnOutput(this, 'AuditTableName', { value: this.audit.tableName });
   }
 }

@@ -5,13 +5,16 @@
 //!   ministack on free loopback ports, and stops them again (also on failure).
 //! - [`session`]: `up`, `down` and `replay` for a long-running development stack.
 //! - [`watch`]: a consumer binary behind `cargo lambda watch`'s Invoke API.
-//! - [`demo`]: `make demo`'s scenario (data), its runner and its report.
+//! - [`demo`]: `make demo`'s scenario (data), its runner and its report; also run against a
+//!   deployed fanout.
+//! - [`e2e`]: `make e2e`: the CDK app deployed into ministack as a local AWS, and proven.
 //!
 //! **Architecture invariant:** no Lambda binary links this crate, and it links no consumer:
 //! it runs the consumers' real binaries as processes (through [`fanout_esm::RuntimeApiHost`]),
 //! and learns which consumers exist from `infra/consumers/`.
 
 pub mod demo;
+pub mod e2e;
 pub mod servers;
 pub mod session;
 pub mod watch;

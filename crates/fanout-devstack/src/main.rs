@@ -6,7 +6,7 @@ use std::process::{Command, ExitCode};
 use clap::{Parser, Subcommand};
 use fanout_devstack::demo::{self, DemoOptions, Scenario};
 use fanout_devstack::servers::LocalStack;
-use fanout_devstack::session;
+use fanout_devstack::{e2e, session};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -49,6 +49,17 @@ enum Verb {
         #[arg(long)]
         functions_dir: Option<PathBuf>,
     },
+    /// Deploy the real CDK app into ministack as a local AWS (cdk bootstrap, cdk deploy --all
+    /// with bundling), prove the fan-out on the deployed stacks, redeploy one team's stack
+    /// alone, and tear everything down. `make e2e` runs it.
+    E2e {
+        /// Cargo profile of the bundled functions: dev (fast) or release (what AWS runs).
+        #[arg(long, default_value = "dev", value_parser = ["dev", "release"])]
+        build_profile: String,
+        /// Seconds to wait for a phase's effects.
+        #[arg(long, default_value_t = 90)]
+        wait_seconds: u64,
+    },
     /// Print the crate name of every registered consumer (infra/consumers/), one a line.
     Consumers,
 }
@@ -69,7 +80,11 @@ fn main() -> ExitCode {
             scenario,
             functions_dir,
         } => return run_demo(&scenario, functions_dir),
-        Verb::Consumers => fanout_testkit::registry::consumers()
+        Verb::E2e {
+            build_profile,
+            wait_seconds,
+        } => return run_e2e(build_profile, wait_seconds),
+        Verb::Consumers => fanout_registry::consumers()
             .map(|all| {
                 for consumer in all {
                     println!("{}", consumer.crate_name);
@@ -111,6 +126,42 @@ fn run_demo(scenario: &std::path::Path, functions_dir: Option<PathBuf>) -> ExitC
             println!("VERDICT: FAIL: the demo could not run: {err}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn run_e2e(build_profile: String, wait_seconds: u64) -> ExitCode {
+    let work_dir = fanout_testkit::workspace_root()
+        .join("target/e2e")
+        .join(chrono::Utc::now().format("%Y%m%dT%H%M%S").to_string());
+    let options = e2e::E2eOptions {
+        build_profile,
+        wait: std::time::Duration::from_secs(wait_seconds),
+        work_dir,
+    };
+    let report = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime.block_on(e2e::run(&options)),
+        Err(err) => {
+            println!("E2E: FAIL: no async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let failed = report.steps.iter().filter(|s| !s.passed).count();
+    if report.passed() {
+        println!(
+            "E2E: PASS: {} steps; build {:.0} s, deploy and checks {:.0} s; logs in {}",
+            report.steps.len(),
+            report.build_seconds,
+            report.run_seconds,
+            options.work_dir.display()
+        );
+        ExitCode::SUCCESS
+    } else {
+        println!(
+            "E2E: FAIL: {failed} of {} steps failed; logs in {}",
+            report.steps.len(),
+            options.work_dir.display()
+        );
+        ExitCode::FAILURE
     }
 }
 

@@ -230,3 +230,159 @@ impl Drop for LocalStack {
         self.stop_children();
     }
 }
+
+/// ministack as a whole local AWS to deploy into: CloudFormation, Lambda (functions run as
+/// local processes from their zip), DynamoDB and its streams, event source mappings, SQS, SNS,
+/// SES, EventBridge, SSM, IAM (not enforced), CloudWatch. It runs in its own process group with
+/// a clean environment, and `AWS_ENDPOINT_URL` pointing at itself, which the functions it
+/// starts inherit so they call back into it.
+#[derive(Debug)]
+pub struct LocalAws {
+    child: Child,
+    pub port: u16,
+    pub log: PathBuf,
+}
+
+/// The account and region of the local AWS.
+pub const LOCAL_AWS_ACCOUNT: &str = "000000000000";
+
+impl LocalAws {
+    /// Starts ministack on a free loopback port, its state and logs under `work_dir`.
+    pub fn start(work_dir: &Path) -> Result<Self, StackError> {
+        let ministack_bin = tools_dir().join("venv/bin/ministack");
+        if !ministack_bin.is_file() {
+            return Err(StackError::NotInstalled {
+                what: "ministack",
+                path: ministack_bin,
+            });
+        }
+        std::fs::create_dir_all(work_dir)?;
+        let port = free_port()?;
+        let log = work_dir.join(format!("ministack-{port}.log"));
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let mut command = Command::new(&ministack_bin);
+        // A clean environment: functions inherit ministack's, and must not see the caller's
+        // endpoints or credentials.
+        command
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", work_dir)
+            .env("TMPDIR", work_dir)
+            .env("GATEWAY_PORT", port.to_string())
+            .env("BIND_HOST", "127.0.0.1")
+            .env("MINISTACK_HOST", "127.0.0.1")
+            .env("MINISTACK_REGION", fanout_testkit::LOCAL_REGION)
+            .env("MINISTACK_ACCOUNT_ID", LOCAL_AWS_ACCOUNT)
+            .env("LAMBDA_EXECUTOR", "local")
+            .env("AWS_ENDPOINT_URL", &endpoint)
+            .env("AWS_ACCESS_KEY_ID", "local")
+            .env("AWS_SECRET_ACCESS_KEY", "local")
+            .env("AWS_REGION", fanout_testkit::LOCAL_REGION)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log)?)
+            .stderr(Stdio::from(
+                std::fs::File::options().append(true).open(&log)?,
+            ));
+        // Its own process group: stopping it stops every function process it started.
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let child = command.spawn().map_err(|source| StackError::Spawn {
+            what: "ministack",
+            source,
+        })?;
+        let mut aws = LocalAws { child, port, log };
+        wait_ready("ministack", port, &aws.log.clone(), &mut aws.child)?;
+        Ok(aws)
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The variables that point the AWS SDKs and the CDK CLI at this local AWS.
+    pub fn env_vars(&self) -> Vec<(String, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL".into(), self.endpoint()),
+            ("AWS_REGION".into(), fanout_testkit::LOCAL_REGION.into()),
+            (
+                "AWS_DEFAULT_REGION".into(),
+                fanout_testkit::LOCAL_REGION.into(),
+            ),
+            ("AWS_ACCESS_KEY_ID".into(), "local".into()),
+            ("AWS_SECRET_ACCESS_KEY".into(), "local".into()),
+            ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
+            ("AWS_CONFIG_FILE".into(), "/dev/null".into()),
+            ("AWS_SHARED_CREDENTIALS_FILE".into(), "/dev/null".into()),
+        ]
+    }
+
+    /// SDK config for this process's own clients of the local AWS.
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(self.endpoint())
+            .region(aws_config::Region::new(fanout_testkit::LOCAL_REGION))
+            .credentials_provider(aws_credential_types::Credentials::new(
+                "local",
+                "local",
+                None,
+                None,
+                "fanout-local",
+            ))
+            .load()
+            .await
+    }
+
+    /// Processes still alive in ministack's process group (ministack and the functions it ran).
+    pub fn live_processes(&self) -> Vec<u32> {
+        processes_in_group(self.child.id())
+    }
+
+    /// Kills ministack and every process it started, and waits until none is left (at most a
+    /// few seconds). Returns the processes that outlived that.
+    pub fn stop(mut self) -> Vec<u32> {
+        self.kill_group();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = self.live_processes();
+            if left.is_empty() || Instant::now() > deadline {
+                return left;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn kill_group(&mut self) {
+        // `kill` from procps: a signal to a whole group needs no libc binding.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for LocalAws {
+    fn drop(&mut self) {
+        self.kill_group();
+    }
+}
+
+/// Process ids whose process group is `pgid`, from /proc (zombies excluded).
+fn processes_in_group(pgid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            // After the command name (which may hold spaces): state, ppid, pgrp, ...
+            let Some((_, rest)) = stat.rsplit_once(')') else {
+                return false;
+            };
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            fields.first() != Some(&"Z") && fields.get(2) == Some(&pgid.to_string().as_str())
+        })
+        .collect()
+}

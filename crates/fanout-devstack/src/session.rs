@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use fanout_testkit::registry;
+use fanout_registry as registry;
 use fanout_testkit::resources;
 
 use crate::servers::{LocalStack, tools_dir};

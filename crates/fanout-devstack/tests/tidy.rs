@@ -40,10 +40,11 @@ fn members() -> BTreeMap<String, Value> {
 /// lower layer. Consumers are whatever `infra/consumers/` registers.
 fn layer(name: &str, consumers: &[String]) -> Option<u8> {
     match name {
-        "fanout-testkit" => Some(0),
-        "fanout-esm" | "fanout-core" => Some(1),
-        _ if consumers.iter().any(|c| c == name) => Some(2),
-        "fanout-devstack" | "fanout-ops" | "fanout-bench" => Some(3),
+        "fanout-registry" => Some(0),
+        "fanout-testkit" => Some(1),
+        "fanout-esm" | "fanout-core" => Some(2),
+        _ if consumers.iter().any(|c| c == name) => Some(3),
+        "fanout-devstack" | "fanout-ops" | "fanout-bench" => Some(4),
         _ => None,
     }
 }

@@ -1,17 +1,9 @@
 //! The checked-in stream events in `events/`: the same files feed the tests and
 //! `cargo lambda invoke --data-file`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-/// The workspace root (this crate lives at `crates/fanout-testkit`).
-pub fn workspace_root() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest
-        .ancestors()
-        .nth(2)
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| manifest.to_path_buf())
-}
+pub use fanout_registry::workspace_root;
 
 /// The path of a fixture in `events/`.
 pub fn fixture_path(name: &str) -> PathBuf {

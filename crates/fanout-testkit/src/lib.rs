@@ -10,14 +10,13 @@
 //! - with the `services` feature: [`ses_outbox`] (mail ministack accepted) and
 //!   [`search_standin`] (the OpenSearch document API stand-in).
 //!
-//! **Architecture invariant:** testkit depends on no other crate of the workspace, so every
-//! crate, core included, can use it for tests without a cycle.
+//! **Architecture invariant:** testkit depends on no crate of the workspace but the registry
+//! reader, so every crate, core included, can use it for tests without a cycle.
 
 pub mod consumer;
 pub mod fixtures;
 pub mod local;
 pub mod queues;
-pub mod registry;
 pub mod resources;
 #[cfg(feature = "services")]
 pub mod search_standin;
@@ -25,5 +24,7 @@ pub mod search_standin;
 pub mod ses_outbox;
 
 pub use consumer::{ConsumerResources, put_user};
+/// The consumer registry, re-exported so tests read it the one way there is.
+pub use fanout_registry as registry;
 pub use fixtures::{fixture_path, fixture_text, workspace_root};
 pub use local::{LOCAL_REGION, local_sdk_config, ministack_url, unique_name};

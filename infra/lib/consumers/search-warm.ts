@@ -1,5 +1,6 @@
 import * as iam from 'aws-cdk-lib/aws-iam';
-import { ConsumerStack, context } from '../consumer-stack';
+import { ConsumerStack } from '../consumer-stack';
+import { context } from '../deployment';
 import { ConsumerSettings } from '../settings';
 
 /** search-warm: writes and deletes the documents of one OpenSearch index, nothing else. */

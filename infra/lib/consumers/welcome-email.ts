@@ -1,5 +1,6 @@
 import * as iam from 'aws-cdk-lib/aws-iam';
-import { ConsumerStack, context } from '../consumer-stack';
+import { ConsumerStack } from '../consumer-stack';
+import { context } from '../deployment';
 import { ConsumerSettings } from '../settings';
 
 /** welcome-email: the ledger (from the generic stack) and sending from one SES identity. */

@@ -2,6 +2,7 @@
 //! ([`scenario`], `scenarios/demo.json`), the runner executes it ([`run`]), and the report
 //! prints it ([`report`]).
 
+pub mod deployed;
 pub mod report;
 pub mod run;
 pub mod scenario;

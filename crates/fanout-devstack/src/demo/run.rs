@@ -11,8 +11,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use fanout_esm::{
     FunctionConfig, Invoke, InvokeError, LocalMapping, MappingSettings, RuntimeApiHost,
 };
+use fanout_registry::{self as registry, ConsumerEntry};
 use fanout_testkit::queues::drain_queue;
-use fanout_testkit::registry::{self, ConsumerEntry};
 use fanout_testkit::resources::{
     create_audit_table, create_bus_to_queue, create_ledger_table, create_queue, create_users_table,
     create_verified_sender, queue_arn,
@@ -79,6 +79,19 @@ pub struct Observed {
     pub dlqs: BTreeMap<String, DlqContents>,
     /// `(key, status)` of every ledger entry.
     pub ledger: Vec<(String, String)>,
+}
+
+/// Where the consumers' effects land, to be read back.
+#[derive(Debug, Clone)]
+pub struct Targets {
+    /// The SES sender the welcome emails come from.
+    pub sender: String,
+    /// A queue behind the CRM bus (a rule sends every `fanout.users` event to it).
+    pub crm_queue: String,
+    pub audit_table: String,
+    pub ledger_table: String,
+    /// Each consumer's DLQ, by crate name.
+    pub dlqs: BTreeMap<String, String>,
 }
 
 /// A redelivered batch: its size and how many records the function reported failed.
@@ -290,22 +303,21 @@ pub async fn run(scenario: &Scenario, options: &DemoOptions) -> Result<DemoRepor
         }
     }
 
-    report.observed = observe(
-        &aws,
-        &search,
-        &sender,
-        &crm_queue,
-        &audit_table,
-        &ledger_table,
-        &dlqs,
-    )
-    .await?;
+    let targets = Targets {
+        sender,
+        crm_queue,
+        audit_table,
+        ledger_table,
+        dlqs,
+    };
+    observe(&aws, &search, &targets, &mut report.observed).await?;
     report.checks = check(scenario, &report);
     report.elapsed = started.elapsed();
     Ok(report)
 }
 
-async fn apply(
+/// Makes one write of the scenario to the `Users` table, as the API would.
+pub async fn apply(
     dynamodb: &aws_sdk_dynamodb::Client,
     table: &str,
     write: &UserWrite,
@@ -373,26 +385,22 @@ async fn redeliver(wired: &Wired) -> Result<Redelivery, DemoError> {
     })
 }
 
-async fn observe(
+/// Reads back what the services hold into `observed`. Queues are drained, so what they held
+/// is added to what earlier calls found; the rest is read anew.
+pub async fn observe(
     aws: &aws_config::SdkConfig,
     search: &SearchStandIn,
-    sender: &str,
-    crm_queue: &str,
-    audit_table: &str,
-    ledger_table: &str,
-    dlqs: &BTreeMap<String, String>,
-) -> Result<Observed, DemoError> {
+    targets: &Targets,
+    observed: &mut Observed,
+) -> Result<(), DemoError> {
     let dynamodb = aws_sdk_dynamodb::Client::new(aws);
     let sqs = aws_sdk_sqs::Client::new(aws);
-    let mut observed = Observed {
-        emails: sent_emails(&ministack_url(), sender)
-            .await?
-            .iter()
-            .map(|e| format!("{} | {}", e.to.join(","), e.subject))
-            .collect(),
-        ..Observed::default()
-    };
-    for body in drain_queue(&sqs, crm_queue).await? {
+    observed.emails = sent_emails(&ministack_url_for(aws), &targets.sender)
+        .await?
+        .iter()
+        .map(|e| format!("{} | {}", e.to.join(","), e.subject))
+        .collect();
+    for body in drain_queue(&sqs, &targets.crm_queue).await? {
         let event: Value = serde_json::from_str(&body)?;
         observed.crm_events.push(format!(
             "{}({})",
@@ -407,13 +415,14 @@ async fn observe(
             format!("{id} v{version} {}", source["plan"].as_str().unwrap_or("?"))
         })
         .collect();
-    for row in scan(&dynamodb, audit_table).await? {
+    observed.audit_rows.clear();
+    for row in scan(&dynamodb, &targets.audit_table).await? {
         if let Some(AttributeValue::S(user)) = row.get("userId") {
             *observed.audit_rows.entry(user.clone()).or_default() += 1;
         }
     }
-    for (consumer, url) in dlqs {
-        let mut contents = DlqContents::default();
+    for (consumer, url) in &targets.dlqs {
+        let contents = observed.dlqs.entry(consumer.clone()).or_default();
         for body in drain_queue(&sqs, url).await? {
             let message: Value = serde_json::from_str(&body)?;
             match message.get("record") {
@@ -427,9 +436,9 @@ async fn observe(
                 None => contents.on_failure += 1,
             }
         }
-        observed.dlqs.insert(consumer.clone(), contents);
     }
-    for entry in scan(&dynamodb, ledger_table).await? {
+    observed.ledger.clear();
+    for entry in scan(&dynamodb, &targets.ledger_table).await? {
         let text = |name: &str| {
             entry
                 .get(name)
@@ -440,10 +449,20 @@ async fn observe(
         observed.ledger.push((text("pk"), text("status")));
     }
     observed.ledger.sort();
-    Ok(observed)
+    Ok(())
 }
 
-async fn scan(
+/// ministack's base URL: the SQS endpoint of the local stack, or the one endpoint of a local
+/// AWS (`AWS_ENDPOINT_URL`).
+fn ministack_url_for(aws: &aws_config::SdkConfig) -> String {
+    let url = ministack_url();
+    if !url.is_empty() {
+        return url;
+    }
+    aws.endpoint_url().unwrap_or_default().to_owned()
+}
+
+pub(crate) async fn scan(
     dynamodb: &aws_sdk_dynamodb::Client,
     table: &str,
 ) -> Result<Vec<HashMap<String, AttributeValue>>, DemoError> {
@@ -470,7 +489,8 @@ fn sorted(mut items: Vec<String>) -> Vec<String> {
     items
 }
 
-fn check(scenario: &Scenario, report: &DemoReport) -> Vec<Check> {
+/// The scenario's expectations against what a run found.
+pub fn check(scenario: &Scenario, report: &DemoReport) -> Vec<Check> {
     let expect = &scenario.expect;
     let observed = &report.observed;
     let mut checks = Vec::new();

@@ -99,7 +99,7 @@ mod tests {
         let expect = &scenario.expect;
         assert!(!expect.emails.is_empty() && !expect.crm_events.is_empty());
         assert!(!expect.search_documents.is_empty() && !expect.audit_rows.is_empty());
-        let registered: Vec<String> = fanout_testkit::registry::consumers()
+        let registered: Vec<String> = fanout_registry::consumers()
             .unwrap()
             .into_iter()
             .map(|c| c.crate_name)

@@ -1,12 +1,23 @@
-//! The one registry of consumers: `infra/consumers/<crate>.json`, one file per consumer, owned
-//! by its team. The CDK app, the local stack, the demo, the Makefile and the tests all read
-//! their consumer list from it, so a new consumer is a crate folder and one file there.
+//! fanout-registry: the one registry of consumers, `infra/consumers/<crate>.json`, one file per
+//! consumer, owned by its team. The CDK app (`infra/lib/settings.ts`), the local stack, the
+//! demo, the operations tool, the Makefile and the tests all read their consumer list from it,
+//! so a new consumer is a crate folder and one file there.
+//!
+//! **Architecture invariant:** a leaf: it depends on no crate of the workspace.
 
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::fixtures::workspace_root;
+/// The workspace root (this crate lives at `crates/fanout-registry`).
+pub fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .ancestors()
+        .nth(2)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| manifest.to_path_buf())
+}
 
 /// `infra/consumers/` could not be read as a registry.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +49,19 @@ impl ConsumerEntry {
     /// The `eventSourceMapping` object, in the shape the local mapping reads.
     pub fn event_source_mapping(&self) -> &Value {
         &self.settings["eventSourceMapping"]
+    }
+
+    /// The CDK context keys (`fanout:<key>`) naming outside resources that must exist before
+    /// the consumer's stack is deployed (`prerequisites` in its entry).
+    pub fn prerequisites(&self) -> Vec<String> {
+        self.settings["prerequisites"]
+            .as_array()
+            .map(|keys| {
+                keys.iter()
+                    .filter_map(|k| k.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// The environment variable a local stack exports for this consumer's DLQ URL, such as

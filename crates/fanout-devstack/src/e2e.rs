@@ -1,0 +1,775 @@
+//! `fanout-local e2e` (`make e2e`): the real CDK app deployed into a local AWS and proven.
+//!
+//! 1. ministack as the whole local AWS on a free loopback port, in its own process group.
+//! 2. The prerequisites a team makes before a first deploy, through AWS APIs: the SES
+//!    identity, the CRM event bus (plus a rule and queue of the test's own to read events
+//!    back); and the OpenSearch stand-in that SearchWarm is pointed at by context.
+//! 3. `cdk bootstrap` and `cdk deploy --all` with bundling on (cargo-lambda builds the
+//!    functions; the build is timed apart, run just before with the same flags).
+//! 4. The demo scenario written to the deployed `Users` table; each consumer's effects awaited
+//!    and checked, with every name looked up (SSM, stack outputs), never hard-coded.
+//! 5. The team flow: `make diff` and `make deploy STACK=CrmSync` with a changed registry
+//!    entry; only CrmSync changes, the others keep their update time and code, and the fan-out
+//!    still delivers.
+//! 6. A consumer stack deployed where `FanoutTables` is not fails naming the SSM parameter.
+//! 7. Everything stopped, also on failure; no process of the local AWS may be left.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use fanout_registry::{self as registry, ConsumerEntry};
+use fanout_testkit::resources::{create_bus_to_queue, create_queue, queue_arn};
+use fanout_testkit::search_standin::SearchStandIn;
+
+use crate::demo::deployed::{Deployment, run_deployed};
+use crate::demo::{DemoError, Scenario};
+use crate::servers::{LOCAL_AWS_ACCOUNT, LocalAws, tools_dir};
+
+/// How `make e2e` runs.
+#[derive(Debug, Clone)]
+pub struct E2eOptions {
+    /// The Cargo profile the bundled functions are built with (`dev` or `release`).
+    pub build_profile: String,
+    /// How long to wait for a phase's effects.
+    pub wait: Duration,
+    /// Where logs and the local AWS's state go.
+    pub work_dir: PathBuf,
+}
+
+/// One line of the run's story.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub what: String,
+    pub passed: bool,
+    pub detail: String,
+    pub seconds: f64,
+}
+
+/// The whole run.
+#[derive(Debug, Default)]
+pub struct E2eReport {
+    pub steps: Vec<Step>,
+    pub build_seconds: f64,
+    pub run_seconds: f64,
+    /// Processes of the local AWS still alive after it was stopped.
+    pub leftover_processes: Vec<u32>,
+}
+
+impl E2eReport {
+    pub fn passed(&self) -> bool {
+        self.steps.iter().all(|s| s.passed) && self.leftover_processes.is_empty()
+    }
+
+    fn record(
+        &mut self,
+        what: impl Into<String>,
+        passed: bool,
+        detail: impl Into<String>,
+        since: Instant,
+    ) {
+        let step = Step {
+            what: what.into(),
+            passed,
+            detail: detail.into(),
+            seconds: since.elapsed().as_secs_f64(),
+        };
+        let mark = if step.passed { "ok  " } else { "FAIL" };
+        println!(
+            "e2e {mark} {:>6.1}s  {}  {}",
+            step.seconds, step.what, step.detail
+        );
+        self.steps.push(step);
+    }
+}
+
+/// The sender and identity the app's cdk.json names (`fanout:fromAddress`, `fanout:sesIdentity`),
+/// and the CRM bus (`fanout:crmEventBusName`): the prerequisites a team creates before deploying.
+#[derive(Debug, Clone)]
+struct Prerequisites {
+    from_address: String,
+    ses_identity: String,
+    crm_bus: String,
+}
+
+fn cdk_json_context(root: &Path) -> Result<serde_json::Value, DemoError> {
+    let text = std::fs::read_to_string(root.join("infra/cdk.json"))?;
+    let parsed: serde_json::Value = serde_json::from_str(&text)?;
+    Ok(parsed["context"].clone())
+}
+
+impl Prerequisites {
+    fn from_cdk_json(root: &Path) -> Result<Self, DemoError> {
+        let context = cdk_json_context(root)?;
+        let get = |key: &str| {
+            context[format!("fanout:{key}")]
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| format!("infra/cdk.json has no context fanout:{key}"))
+        };
+        Ok(Prerequisites {
+            from_address: get("fromAddress")?,
+            ses_identity: get("sesIdentity")?,
+            crm_bus: get("crmEventBusName")?,
+        })
+    }
+}
+
+/// A command run for the e2e: its combined output goes to a log file; on failure the tail is
+/// returned.
+struct Run<'a> {
+    root: &'a Path,
+    env: Vec<(String, String)>,
+    log_dir: &'a Path,
+}
+
+impl Run<'_> {
+    fn path_with_tools(&self) -> String {
+        format!(
+            "{}:{}",
+            tools_dir().join("venv/bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        )
+    }
+
+    /// Runs `program args` in `dir` (relative to the root); `Ok(output)` or `Err(output tail)`.
+    async fn run(
+        &self,
+        name: &str,
+        dir: &str,
+        program: &str,
+        args: &[String],
+    ) -> Result<String, String> {
+        let log = self.log_dir.join(format!("{name}.log"));
+        let output = tokio::process::Command::new(program)
+            .args(args)
+            .current_dir(self.root.join(dir))
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("PATH", self.path_with_tools())
+            // The CLI would ask before widening IAM; the e2e answers through --require-approval.
+            .env("CI", "true")
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output()
+            .await
+            .map_err(|e| format!("could not run {program}: {e}"))?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let _ = std::fs::write(&log, &text);
+        if output.status.success() {
+            Ok(text)
+        } else {
+            let tail: Vec<&str> = text.lines().rev().take(12).collect();
+            Err(format!(
+                "{program} {} failed ({}); log {}:\n{}",
+                args.join(" "),
+                output.status,
+                log.display(),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            ))
+        }
+    }
+}
+
+fn cdk_context_args(options: &E2eOptions, search_endpoint: &str, extra: &[String]) -> Vec<String> {
+    let mut args = vec![
+        "-c".to_owned(),
+        "fanout:architecture=x86_64".to_owned(),
+        "-c".to_owned(),
+        format!("fanout:buildProfile={}", options.build_profile),
+        "-c".to_owned(),
+        format!("fanout:searchEndpoint={search_endpoint}"),
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// Runs the whole e2e. Returns the report; a step that could not even run is a failed step.
+pub async fn run(options: &E2eOptions) -> E2eReport {
+    let mut report = E2eReport::default();
+    let started = Instant::now();
+    let aws_server = match LocalAws::start(&options.work_dir) {
+        Ok(server) => server,
+        Err(err) => {
+            report.record(
+                "start the local AWS (ministack)",
+                false,
+                err.to_string(),
+                started,
+            );
+            return report;
+        }
+    };
+    report.record(
+        "start the local AWS (ministack)",
+        true,
+        format!(
+            "{} (log {})",
+            aws_server.endpoint(),
+            aws_server.log.display()
+        ),
+        started,
+    );
+    let outcome = steps(options, &aws_server, &mut report).await;
+    if let Err(err) = outcome {
+        report.record("the run stopped", false, err.to_string(), Instant::now());
+    }
+    report.run_seconds = started.elapsed().as_secs_f64() - report.build_seconds;
+    let stopping = Instant::now();
+    report.leftover_processes = aws_server.stop();
+    let left = report.leftover_processes.clone();
+    report.record(
+        "stop the local AWS and every function process it started",
+        left.is_empty(),
+        if left.is_empty() {
+            "no process left".to_owned()
+        } else {
+            format!("still alive: {left:?}")
+        },
+        stopping,
+    );
+    report
+}
+
+async fn steps(
+    options: &E2eOptions,
+    local: &LocalAws,
+    report: &mut E2eReport,
+) -> Result<(), DemoError> {
+    let root = fanout_testkit::workspace_root();
+    let log_dir = options.work_dir.clone();
+    let env = local.env_vars();
+    let aws = local.sdk_config().await;
+    let consumers = registry::consumers()?;
+    let prerequisites = Prerequisites::from_cdk_json(&root)?;
+    let runner = Run {
+        root: &root,
+        env: env.clone(),
+        log_dir: &log_dir,
+    };
+
+    // Prerequisites: what exists before a first deploy (README "Deploy").
+    let step = Instant::now();
+    let sesv2 = aws_sdk_sesv2::Client::new(&aws);
+    for identity in [&prerequisites.ses_identity, &prerequisites.from_address] {
+        sesv2
+            .create_email_identity()
+            .email_identity(identity.as_str())
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "SES identity {identity}: {}",
+                    aws_sdk_sesv2::error::DisplayErrorContext(&e)
+                )
+            })?;
+    }
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+    let crm_queue = create_queue(&sqs, "e2e-crm-events").await?;
+    create_bus_to_queue(
+        &aws_sdk_eventbridge::Client::new(&aws),
+        &prerequisites.crm_bus,
+        &queue_arn(&sqs, &crm_queue).await?,
+    )
+    .await?;
+    let search = SearchStandIn::start().await?;
+    report.record(
+        "prerequisites: SES identity, CRM bus (+ a rule and queue to read it), search stand-in",
+        true,
+        format!(
+            "{} / {} / {}",
+            prerequisites.ses_identity,
+            prerequisites.crm_bus,
+            search.endpoint()
+        ),
+        step,
+    );
+
+    // The build, apart: the same cargo-lambda command bundling runs, so bundling finds it built.
+    let step = Instant::now();
+    let mut build = vec![
+        "lambda".to_owned(),
+        "build".to_owned(),
+        "--x86-64".to_owned(),
+    ];
+    if options.build_profile == "release" {
+        build.push("--release".to_owned());
+    } else {
+        build.extend(["--profile".to_owned(), options.build_profile.clone()]);
+    }
+    for consumer in &consumers {
+        build.extend(["--bin".to_owned(), consumer.crate_name.clone()]);
+    }
+    let built = runner.run("build", ".", "cargo", &build).await;
+    report.build_seconds = step.elapsed().as_secs_f64();
+    report.record(
+        format!(
+            "build the functions (cargo lambda build --x86-64, profile {})",
+            options.build_profile
+        ),
+        built.is_ok(),
+        built.err().unwrap_or_default(),
+        step,
+    );
+
+    let context = cdk_context_args(options, &search.endpoint(), &[]);
+    let step = Instant::now();
+    let bootstrap = runner
+        .run(
+            "cdk-bootstrap",
+            "infra",
+            "npx",
+            &[
+                "cdk".to_owned(),
+                "bootstrap".to_owned(),
+                format!("aws://{LOCAL_AWS_ACCOUNT}/{}", fanout_testkit::LOCAL_REGION),
+            ],
+        )
+        .await;
+    report.record(
+        "cdk bootstrap",
+        bootstrap.is_ok(),
+        bootstrap.err().unwrap_or_default(),
+        step,
+    );
+
+    let step = Instant::now();
+    let mut deploy = vec![
+        "cdk".to_owned(),
+        "deploy".to_owned(),
+        "--all".to_owned(),
+        "--require-approval".to_owned(),
+        "never".to_owned(),
+    ];
+    deploy.extend(context.clone());
+    let deployed = runner.run("cdk-deploy-all", "infra", "npx", &deploy).await;
+    let stacks = 1 + consumers.len();
+    report.record(
+        format!("cdk deploy --all ({stacks} stacks, bundling on)"),
+        deployed.is_ok(),
+        deployed.as_ref().err().cloned().unwrap_or_default(),
+        step,
+    );
+    deployed?;
+
+    // The scenario, against what was deployed.
+    let step = Instant::now();
+    let deployment =
+        Deployment::discover(&aws, &consumers, &prerequisites.from_address, &crm_queue).await?;
+    let scenario = Scenario::load(&Scenario::default_path())?;
+    let demo = run_deployed(&scenario, &aws, &search, &deployment, options.wait).await?;
+    let failures: Vec<String> = demo
+        .failures()
+        .map(|c| format!("{}: {}", c.what, c.detail))
+        .collect();
+    report.record(
+        "the demo scenario on the deployed stacks: every effect once, the poison record parked",
+        demo.passed(),
+        if demo.passed() {
+            format!(
+                "{} email(s), {} CRM event(s), {} search document(s), {} audit row(s), parked: {}",
+                demo.observed.emails.len(),
+                demo.observed.crm_events.len(),
+                demo.observed.search_documents.len(),
+                demo.observed.audit_rows.values().sum::<usize>(),
+                demo.observed
+                    .dlqs
+                    .iter()
+                    .map(|(c, d)| format!("{c}={}", d.parked.len()))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )
+        } else {
+            failures.join("; ")
+        },
+        step,
+    );
+
+    team_flow(
+        options,
+        &aws,
+        &runner,
+        &consumers,
+        &deployment,
+        &search,
+        report,
+    )
+    .await?;
+    missing_prerequisite(&runner, report).await;
+    consumer_before_tables(options, &runner, &search, report).await;
+    Ok(())
+}
+
+/// Update times of every stack and the code hash and environment of every function.
+async fn snapshot(
+    aws: &aws_config::SdkConfig,
+    consumers: &[ConsumerEntry],
+    deployment: &Deployment,
+) -> Result<BTreeMap<String, (String, String, BTreeMap<String, String>)>, DemoError> {
+    let cloudformation = aws_sdk_cloudformation::Client::new(aws);
+    let lambda = aws_sdk_lambda::Client::new(aws);
+    let mut state = BTreeMap::new();
+    let mut stacks: Vec<(String, Option<String>)> = vec![("FanoutTables".to_owned(), None)];
+    for consumer in consumers {
+        stacks.push((
+            consumer.name.clone(),
+            deployment.functions.get(&consumer.crate_name).cloned(),
+        ));
+    }
+    for (stack, function) in stacks {
+        let described = cloudformation
+            .describe_stacks()
+            .stack_name(&stack)
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "stack {stack}: {}",
+                    aws_sdk_cloudformation::error::DisplayErrorContext(&e)
+                )
+            })?;
+        let updated = described
+            .stacks()
+            .first()
+            .and_then(|s| s.last_updated_time().or(s.creation_time()))
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+        let (code, env) = match function {
+            Some(name) => {
+                let config = lambda
+                    .get_function_configuration()
+                    .function_name(&name)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        format!(
+                            "function {name}: {}",
+                            aws_sdk_lambda::error::DisplayErrorContext(&e)
+                        )
+                    })?;
+                (
+                    config.code_sha256().unwrap_or_default().to_owned(),
+                    config
+                        .environment()
+                        .and_then(|e| e.variables())
+                        .cloned()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .collect(),
+                )
+            }
+            None => (String::new(), BTreeMap::new()),
+        };
+        state.insert(stack, (updated, code, env));
+    }
+    Ok(state)
+}
+
+/// A team changes its own registry entry and redeploys its stack alone.
+async fn team_flow(
+    options: &E2eOptions,
+    aws: &aws_config::SdkConfig,
+    runner: &Run<'_>,
+    consumers: &[ConsumerEntry],
+    deployment: &Deployment,
+    search: &SearchStandIn,
+    report: &mut E2eReport,
+) -> Result<(), DemoError> {
+    const TEAM: &str = "CrmSync";
+    let team = consumers
+        .iter()
+        .find(|c| c.name == TEAM)
+        .ok_or("the registry has no CrmSync")?;
+    let before = snapshot(aws, consumers, deployment).await?;
+
+    // The team's change: its registry entry, copied so the checked-in one stays as it is.
+    let registry_copy = options.work_dir.join("registry");
+    std::fs::create_dir_all(&registry_copy)?;
+    for entry in std::fs::read_dir(registry::registry_dir())? {
+        let path = entry?.path();
+        if let Some(name) = path.file_name() {
+            std::fs::copy(&path, registry_copy.join(name))?;
+        }
+    }
+    let entry_path = registry_copy.join(format!("{}.json", team.crate_name));
+    let mut entry: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&entry_path)?)?;
+    let old = entry["function"]["maxConcurrency"].as_u64().unwrap_or(8);
+    let new = if old > 2 { old / 2 } else { old + 1 };
+    entry["function"]["maxConcurrency"] = new.into();
+    std::fs::write(&entry_path, serde_json::to_string_pretty(&entry)?)?;
+    let context = cdk_context_args(
+        options,
+        &search.endpoint(),
+        &[
+            "-c".to_owned(),
+            format!("fanout:registryDir={}", registry_copy.display()),
+        ],
+    );
+    let make_args = |verb: &str| {
+        vec![
+            verb.to_owned(),
+            format!("STACK={TEAM}"),
+            "ARCH=x86_64".to_owned(),
+            format!("CDK_ARGS={}", context.join(" ")),
+        ]
+    };
+
+    let step = Instant::now();
+    let diff = runner
+        .run("make-diff", ".", "make", &make_args("diff"))
+        .await;
+    let (diff_ok, diff_detail) = match &diff {
+        Ok(text) => {
+            let others: Vec<&String> = consumers
+                .iter()
+                .map(|c| &c.name)
+                .filter(|n| *n != TEAM && text.contains(&format!("Stack {n}")))
+                .collect();
+            let shows_change =
+                text.contains("MAX_CONCURRENCY") && text.contains(&format!("Stack {TEAM}"));
+            (
+                others.is_empty() && !text.contains("Stack FanoutTables") && shows_change,
+                format!(
+                    "shows {TEAM}'s MAX_CONCURRENCY {old} -> {new}: {shows_change}; other stacks shown: {others:?}"
+                ),
+            )
+        }
+        Err(err) => (false, err.clone()),
+    };
+    report.record(
+        format!("make diff STACK={TEAM}: only {TEAM}, with the change"),
+        diff_ok,
+        diff_detail,
+        step,
+    );
+
+    let step = Instant::now();
+    let deployed = runner
+        .run("make-deploy-team", ".", "make", &make_args("deploy"))
+        .await;
+    report.record(
+        format!("make deploy STACK={TEAM} (its registry entry changed)"),
+        deployed.is_ok(),
+        deployed.as_ref().err().cloned().unwrap_or_default(),
+        step,
+    );
+    deployed?;
+
+    let step = Instant::now();
+    let after = snapshot(aws, consumers, deployment).await?;
+    let mut problems = Vec::new();
+    for (stack, (updated, code, env)) in &after {
+        let Some((was_updated, was_code, was_env)) = before.get(stack) else {
+            problems.push(format!("{stack} appeared"));
+            continue;
+        };
+        if stack == TEAM {
+            if updated == was_updated {
+                problems.push(format!("{TEAM} was not updated"));
+            }
+            if env.get("MAX_CONCURRENCY") != Some(&new.to_string()) {
+                problems.push(format!(
+                    "{TEAM}'s MAX_CONCURRENCY is {:?}, not {new}",
+                    env.get("MAX_CONCURRENCY")
+                ));
+            }
+        } else {
+            if updated != was_updated {
+                problems.push(format!("{stack} was updated ({was_updated} -> {updated})"));
+            }
+            if code != was_code || env != was_env {
+                problems.push(format!("{stack}'s function changed"));
+            }
+        }
+    }
+    report.record(
+        format!(
+            "only {TEAM} changed: the other stacks kept their update time, code and environment"
+        ),
+        problems.is_empty(),
+        problems.join("; "),
+        step,
+    );
+
+    // The fan-out still delivers after the redeploy.
+    let step = Instant::now();
+    let dynamodb = aws_sdk_dynamodb::Client::new(aws);
+    fanout_testkit::put_user(&dynamodb, &deployment.users_table, "zoe", "pro", 1).await;
+    let sqs = aws_sdk_sqs::Client::new(aws);
+    let deadline = Instant::now() + options.wait;
+    let mut seen = false;
+    while !seen && Instant::now() < deadline {
+        for body in fanout_testkit::queues::drain_queue(&sqs, &deployment.targets.crm_queue).await?
+        {
+            let event: serde_json::Value = serde_json::from_str(&body)?;
+            seen |= event["detail-type"] == "UserCreated" && event["detail"]["userId"] == "zoe";
+        }
+        if !seen {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    report.record(
+        format!("after the redeploy the fan-out still delivers (a new user reaches the CRM bus through {TEAM})"),
+        seen,
+        if seen { String::new() } else { "no UserCreated(zoe) on the CRM bus".to_owned() },
+        step,
+    );
+    Ok(())
+}
+
+/// A prerequisite that does not exist stops `fanout-ops preflight`, named.
+async fn missing_prerequisite(runner: &Run<'_>, report: &mut E2eReport) {
+    let step = Instant::now();
+    let identity = "not-verified.example";
+    let outcome = runner
+        .run(
+            "preflight-missing-identity",
+            ".",
+            "cargo",
+            &[
+                "run".to_owned(),
+                "--quiet".to_owned(),
+                "-p".to_owned(),
+                "fanout-ops".to_owned(),
+                "--".to_owned(),
+                "preflight".to_owned(),
+                "WelcomeEmail".to_owned(),
+                "-c".to_owned(),
+                format!("fanout:sesIdentity={identity}"),
+                "-c".to_owned(),
+                format!("fanout:fromAddress=welcome@{identity}"),
+            ],
+        )
+        .await;
+    let (passed, detail) = match outcome {
+        Ok(_) => (
+            false,
+            format!("preflight passed with the SES identity {identity} missing"),
+        ),
+        Err(output) => match output
+            .lines()
+            .find(|l| l.contains("FAIL") && l.contains(identity))
+        {
+            Some(line) => (true, line.trim().to_owned()),
+            None => (false, output),
+        },
+    };
+    report.record(
+        "preflight names a missing prerequisite (an SES identity that does not exist)",
+        passed,
+        detail,
+        step,
+    );
+}
+
+/// A consumer stack deployed where the tables stack is not: CloudFormation must refuse it,
+/// naming the SSM parameter it could not resolve.
+async fn consumer_before_tables(
+    options: &E2eOptions,
+    runner: &Run<'_>,
+    search: &SearchStandIn,
+    report: &mut E2eReport,
+) {
+    const OTHER_REGION: &str = "us-west-2";
+    let step = Instant::now();
+    let mut env = runner.env.clone();
+    for (key, value) in &mut env {
+        if key == "AWS_REGION" || key == "AWS_DEFAULT_REGION" {
+            *value = OTHER_REGION.to_owned();
+        }
+    }
+    let elsewhere = Run {
+        root: runner.root,
+        env,
+        log_dir: runner.log_dir,
+    };
+    let bootstrapped = elsewhere
+        .run(
+            "cdk-bootstrap-other-region",
+            "infra",
+            "npx",
+            &[
+                "cdk".to_owned(),
+                "bootstrap".to_owned(),
+                format!("aws://{LOCAL_AWS_ACCOUNT}/{OTHER_REGION}"),
+            ],
+        )
+        .await;
+    let context = cdk_context_args(options, &search.endpoint(), &[]);
+    let attempt = match bootstrapped {
+        Ok(_) => {
+            elsewhere
+                .run(
+                    "make-deploy-before-tables",
+                    ".",
+                    "make",
+                    &[
+                        "deploy".to_owned(),
+                        "STACK=AuditLog".to_owned(),
+                        "ARCH=x86_64".to_owned(),
+                        format!("CDK_ARGS={}", context.join(" ")),
+                    ],
+                )
+                .await
+        }
+        Err(err) => Err(err),
+    };
+    let named = |output: &str| {
+        output
+            .lines()
+            .find(|l| l.contains("/fanout/tables/"))
+            .map(|l| l.trim().to_owned())
+    };
+    let (mut passed, mut detail) = match attempt {
+        Ok(_) => (
+            false,
+            format!("make deploy put AuditLog in {OTHER_REGION} without FanoutTables"),
+        ),
+        Err(output) => match named(&output) {
+            Some(line) => (true, format!("preflight: {line}")),
+            None => (
+                false,
+                format!("make deploy failed without naming the parameter: {output}"),
+            ),
+        },
+    };
+    // And without preflight, CloudFormation itself refuses it by the parameter's name.
+    let mut direct = vec![
+        "cdk".to_owned(),
+        "deploy".to_owned(),
+        "--exclusively".to_owned(),
+        "AuditLog".to_owned(),
+        "--require-approval".to_owned(),
+        "never".to_owned(),
+    ];
+    direct.extend(context);
+    match elsewhere
+        .run("cdk-deploy-before-tables", "infra", "npx", &direct)
+        .await
+    {
+        Ok(_) => {
+            passed = false;
+            detail.push_str("; cdk deploy without preflight succeeded");
+        }
+        Err(output) => match named(&output) {
+            Some(line) => detail.push_str(&format!("; CloudFormation: {line}")),
+            None => {
+                passed = false;
+                detail.push_str(&format!(
+                    "; cdk deploy failed without naming the parameter: {output}"
+                ));
+            }
+        },
+    }
+    report.record(
+        format!("a consumer stack deployed before FanoutTables ({OTHER_REGION}) fails naming the missing SSM parameter"),
+        passed,
+        detail,
+        step,
+    );
+}
