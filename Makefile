@@ -13,8 +13,12 @@ PARLIAMENT_VERSION := 1.6.4
 ZIGLANG_VERSION := 0.14.1
 VENV_BIN := $(CURDIR)/$(TOOLS)/venv/bin
 LOCAL := target/debug/fanout-local
+OPS := target/debug/fanout-ops
+# One build of the whole workspace for every target that needs a binary: building a subset
+# unifies other features and rebuilds shared dependencies (minutes, with the AWS SDK).
+BUILD := cargo build --quiet --workspace --all-targets
 
-.PHONY: help tools tools-arm64 test test-rust test-unit test-consumer test-infra lint demo synth deploy diff package e2e
+.PHONY: help tools tools-arm64 test test-rust test-unit test-consumer test-infra lint demo synth deploy diff package e2e reliability-table
 
 help:
 	@echo "make demo                  run the whole fan-out on the local stack and show what each consumer did"
@@ -26,6 +30,7 @@ help:
 	@echo "make deploy STACK=<name>   check its prerequisites, build and deploy one stack (FanoutTables, or a consumer's stack)"
 	@echo "make diff STACK=<name>     show what a deploy of that stack would change"
 	@echo "make package               both architectures' zips of every consumer, with their sizes"
+	@echo "make reliability-table     run the fault scenarios and rewrite README's reliability table from the run"
 
 ## Local stack tools, installed into an ignored folder.
 $(TOOLS)/.dynamodb-local-$(DYNAMODB_LOCAL_VERSION):
@@ -91,7 +96,7 @@ HERMETIC := kind(lib) | kind(bin) | binary(tidy)
 # binaries as Lambda would (Runtime API), not through cargo.
 test-rust:
 	$(NEXTEST)
-	cargo build --workspace --all-targets
+	$(BUILD)
 	cargo test --workspace --doc
 	$(LOCAL) with -- cargo nextest run --workspace --no-fail-fast
 
@@ -106,13 +111,19 @@ test-unit:
 test-consumer: tools infra/node_modules/.installed
 	@test -n "$(C)" -a -f "infra/consumers/$(C).json" || { echo "usage: make test-consumer C=<crate>, one of: $$(ls infra/consumers | sed 's/\.json$$//' | tr '\n' ' ')"; exit 2; }
 	$(NEXTEST)
-	cargo build -p fanout-devstack --bin fanout-local
+	$(BUILD)
 	cd infra && FANOUT_CONSUMER=$(C) npm test
 	$(LOCAL) with -- cargo nextest run -p $(C) --no-fail-fast
 
+## The fault scenarios again, rewriting README's reliability table from this run (the test
+## fails while page and run disagree).
+reliability-table: tools
+	$(BUILD)
+	FANOUT_UPDATE_README=1 $(LOCAL) with -- cargo nextest run -p fanout-devstack --test reliability
+
 ## Demo: crates/fanout-devstack/scenarios/demo.json on the local stack, with the real binaries.
 demo: tools
-	cargo build --quiet --workspace --bins
+	$(BUILD)
 	$(LOCAL) with -- $(LOCAL) demo
 
 lint:
@@ -136,7 +147,8 @@ synth: infra/node_modules/.installed $(ARCH_TOOLS)
 # Preflight first: a missing prerequisite stops the deploy, named (crates/fanout-ops).
 deploy: infra/node_modules/.installed $(ARCH_TOOLS)
 	@test -n "$(STACK)" || { echo "usage: make deploy STACK=<FanoutTables or a consumer's stack> [ARCH=arm64|x86_64] [CDK_ARGS=...]"; exit 2; }
-	cargo run --quiet -p fanout-ops -- preflight $(STACK) $(CDK_ARCH)
+	$(BUILD)
+	$(OPS) preflight $(STACK) $(CDK_ARCH)
 	$(CDK) deploy --exclusively $(STACK) --require-approval never $(CDK_ARCH)
 
 diff: infra/node_modules/.installed $(ARCH_TOOLS)
@@ -156,5 +168,5 @@ package: $(TOOLS)/.arm64-$(ZIGLANG_VERSION)
 ## (crates/fanout-devstack/src/e2e.rs). E2E_PROFILE=release builds what AWS would run.
 E2E_PROFILE ?= dev
 e2e: tools infra/node_modules/.installed
-	cargo build --quiet -p fanout-devstack --bin fanout-local
+	$(BUILD)
 	$(LOCAL) e2e --build-profile $(E2E_PROFILE)

@@ -54,8 +54,11 @@ export class ConsumerStack extends cdk.Stack {
 
   /** The consumer's variables besides DLQ_URL and MAX_CONCURRENCY. */
   protected consumerEnvironment(settings: ConsumerSettings): Record<string, string> {
-    const environment: Record<string, string> = {};
-    if (settings.ledgerKeyPrefix) environment.LEDGER_TABLE = this.parameter(PARAMETERS.ledgerTableName);
+    const environment: Record<string, string> = {
+      LEDGER_TABLE: this.parameter(PARAMETERS.ledgerTableName),
+      // The function refuses to start on a stream view it cannot serve (a table changed later).
+      STREAM_VIEW_TYPE: this.parameter(PARAMETERS.usersStreamViewType),
+    };
     for (const [variable, key] of Object.entries(settings.environment.fromContext ?? {})) {
       environment[variable] = context(this, key);
     }
@@ -64,7 +67,7 @@ export class ConsumerStack extends cdk.Stack {
 
   /** The consumer's own permissions, exact resources only. */
   protected statements(settings: ConsumerSettings): iam.PolicyStatement[] {
-    return settings.ledgerKeyPrefix ? [this.ledgerStatement(settings)] : [];
+    return [this.ledgerStatement(settings)];
   }
 
   protected parameter(name: string): string {
@@ -75,14 +78,17 @@ export class ConsumerStack extends cdk.Stack {
     return this.formatArn({ service: 'dynamodb', resource: 'table', resourceName: tableName });
   }
 
-  /** Ledger writes limited to this consumer's own key prefix. */
+  /**
+   * Ledger writes limited to this consumer's own keys: all of `<prefix>#*` when it claims its
+   * effects there, else only the entries that park a poison record once.
+   */
   protected ledgerStatement(settings: ConsumerSettings): iam.PolicyStatement {
-    if (!settings.ledgerKeyPrefix) throw new Error(`${settings.crate} has no ledger key prefix`);
+    const keys = settings.ledgerEffects ? `${settings.ledgerKeyPrefix}#*` : `${settings.ledgerKeyPrefix}#parked#*`;
     return new iam.PolicyStatement({
       sid: 'OwnLedgerEntriesOnly',
       actions: ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'],
       resources: [this.tableArn(this.parameter(PARAMETERS.ledgerTableName))],
-      conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`${settings.ledgerKeyPrefix}#*`] } },
+      conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [keys] } },
     });
   }
 }

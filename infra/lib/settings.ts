@@ -7,6 +7,8 @@ import * as path from 'node:path';
 export interface FunctionSettings {
   memoryMiB: number;
   timeoutSeconds: number;
+  /** What one record's work may take at most: no record starts with less time left. */
+  recordBudgetSeconds: number;
   reservedConcurrency: number;
   maxConcurrency: number;
   why: string;
@@ -30,7 +32,13 @@ export interface ConsumerSettings {
   stack: string;
   /** The crate, binary and file name, such as `welcome-email`. */
   crate: string;
-  ledgerKeyPrefix: string | null;
+  /** The consumer's keys in EffectLedger: `<prefix>#...`; the crate name. */
+  ledgerKeyPrefix: string;
+  /**
+   * Whether the consumer claims its effects in the ledger. Without, it writes only the entries
+   * that park a poison record once (`<prefix>#parked#<eventID>`), and IAM allows only those.
+   */
+  ledgerEffects: boolean;
   function: FunctionSettings;
   eventSourceMapping: EventSourceMappingSettings;
   /**
@@ -91,6 +99,11 @@ function validate(name: string, s: ConsumerSettings): void {
   if (esm.maxBatchingWindowSeconds < 0 || esm.maxBatchingWindowSeconds > 300) fail('maxBatchingWindowSeconds must be 0..300');
   if (s.alarms.iteratorAgeMaxSeconds > 2 * 3600) fail('the iterator-age alarm must fire long before 24 h: at most 2 h');
   if (s.function.timeoutSeconds > 900) fail('timeoutSeconds must be at most 900');
+  const budget = s.function.recordBudgetSeconds;
+  if (!(budget >= 1) || s.function.timeoutSeconds < 2 * budget + 5) {
+    fail('timeoutSeconds must be at least twice recordBudgetSeconds plus 5 s: a redelivery must be able to wait out a crashed holder\'s lease and still run the record');
+  }
+  if (esm.maximumRetryAttempts < 2) fail('maximumRetryAttempts must be at least 2: the second retry takes over a claim a crashed invocation left');
   if (!/^[A-Z][A-Za-z0-9]*$/.test(s.stack ?? '')) fail(`stack ${JSON.stringify(s.stack)} must be a PascalCase stack name`);
   if (!/^[a-z][a-z0-9-]*$/.test(s.crate)) fail(`crate ${JSON.stringify(s.crate)} must be a kebab-case crate name`);
   if (!Array.isArray(s.prerequisites) || s.prerequisites.some((k) => typeof k !== 'string' || !/^[a-zA-Z]+$/.test(k))) {
@@ -98,9 +111,9 @@ function validate(name: string, s: ConsumerSettings): void {
   }
   const env = s.environment;
   if (!env.required.includes('DLQ_URL')) fail('environment.required must list DLQ_URL: every consumer parks into its own DLQ');
-  if (Boolean(s.ledgerKeyPrefix) !== env.required.includes('LEDGER_TABLE')) {
-    fail('a consumer with a ledgerKeyPrefix requires LEDGER_TABLE, and only such a consumer');
-  }
+  if (s.ledgerKeyPrefix !== s.crate) fail('ledgerKeyPrefix must be the crate name: the consumer writes its keys as <crate>#...');
+  if (typeof s.ledgerEffects !== 'boolean') fail('ledgerEffects must say whether the consumer claims its effects in the ledger');
+  if (!env.required.includes('LEDGER_TABLE')) fail('environment.required must list LEDGER_TABLE: every consumer parks a poison record once through the ledger');
   for (const variable of Object.keys(env.fromContext ?? {})) {
     if (!env.required.includes(variable) && !env.optional.includes(variable)) {
       fail(`environment.fromContext sets ${variable}, which is neither required nor optional`);

@@ -115,6 +115,7 @@ export class StreamConsumer extends Construct {
       environment: {
         DLQ_URL: this.dlq.queueUrl,
         MAX_CONCURRENCY: String(settings.function.maxConcurrency),
+        RECORD_BUDGET_SECONDS: String(settings.function.recordBudgetSeconds),
         ...props.environment,
       },
     });

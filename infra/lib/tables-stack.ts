@@ -11,9 +11,13 @@ import { Construct } from 'constructs';
 export const PARAMETERS = {
   usersTableName: '/fanout/tables/users/name',
   usersStreamArn: '/fanout/tables/users/stream-arn',
+  usersStreamViewType: '/fanout/tables/users/stream-view-type',
   ledgerTableName: '/fanout/tables/ledger/name',
   auditTableName: '/fanout/tables/audit/name',
 } as const;
+
+/** What the Users stream carries; consumers check it against what they need at cold start. */
+export const USERS_STREAM_VIEW = dynamodb.StreamViewType.NEW_AND_OLD_IMAGES;
 
 export class TablesStack extends cdk.Stack {
   readonly users: dynamodb.Table;
@@ -26,7 +30,7 @@ export class TablesStack extends cdk.Stack {
     this.users = new dynamodb.Table(this, 'Users', {
       partitionKey: { name: 'userId', type: dynamodb.AttributeType.STRING },
       billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
-      stream: dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
+      stream: USERS_STREAM_VIEW,
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       removalPolicy: cdk.RemovalPolicy.RETAIN,
     });
@@ -52,6 +56,7 @@ export class TablesStack extends cdk.Stack {
       new ssm.StringParameter(this, id, { parameterName: name, stringValue: value });
     publish('UsersTableNameParam', PARAMETERS.usersTableName, this.users.tableName);
     publish('UsersStreamArnParam', PARAMETERS.usersStreamArn, this.users.tableStreamArn ?? '');
+    publish('UsersStreamViewTypeParam', PARAMETERS.usersStreamViewType, USERS_STREAM_VIEW);
     publish('LedgerTableNameParam', PARAMETERS.ledgerTableName, this.ledger.tableName);
     publish('AuditTableNameParam', PARAMETERS.auditTableName, this.audit.tableName);
     new cdk.CfnOutput(this, 'UsersTableName', { value: this.users.tableName });

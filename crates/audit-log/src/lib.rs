@@ -8,6 +8,12 @@
 //!
 //! The audit trail records every record, including ones other consumers cannot decode: it
 //! copies the raw images instead of decoding them into a `User`.
+//!
+//! A row must fit DynamoDB's 400 KB item limit, and a `Users` item may itself be near it, so
+//! two images can never both fit. Such a change is still recorded, never parked: the row keeps
+//! as much as fits, in this order ([`ImagesKept`]): both images; the new image and the old
+//! values of the changed attributes; the old and new values of the changed attributes only;
+//! no image (their sizes are kept). The stream record itself stays in the stream for 24 hours.
 
 use std::collections::HashMap;
 
@@ -17,10 +23,13 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use fanout_core::aws_lambda_events::dynamodb::EventRecord;
 use fanout_core::{
     BatchProcessor, ConfigError, ConsumerConfig, Env, RecordError, RecordHandler, RecordInput,
-    RecordOutcome, Remover, changed_attributes, classify_sdk_error,
+    RecordOutcome, Remover, StreamView, changed_attributes, classify_sdk_error,
 };
 
 pub const CONSUMER: &str = "audit-log";
+
+/// The least stream view it can work from: a row records whichever images the record carries.
+pub const STREAM_VIEW: StreamView = StreamView::KeysOnly;
 
 /// Errors that no retry can fix: a malformed or oversized item.
 const PERMANENT_DYNAMODB_ERRORS: &[&str] = &["ValidationException"];
@@ -35,7 +44,7 @@ pub struct AuditLogConfig {
 impl AuditLogConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(AuditLogConfig {
-            consumer: ConsumerConfig::from_env(env)?,
+            consumer: ConsumerConfig::from_env(env, STREAM_VIEW)?,
             audit_table: env.required("AUDIT_TABLE")?,
         })
     }
@@ -47,7 +56,54 @@ pub fn audit_id(record: &EventRecord) -> String {
     format!("{sequence:0>40}#{}", record.event_id)
 }
 
-/// The audit row for one stream record.
+/// DynamoDB's item size limit, less room for rounding in the estimate.
+pub const MAX_ROW_BYTES: usize = 400 * 1024 - 8 * 1024;
+
+/// How much of a record's images its audit row holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImagesKept {
+    /// Both images as delivered.
+    Full,
+    /// The new image, and the old values of the changed attributes.
+    NewAndChangedOld,
+    /// The old and new values of the changed attributes only.
+    ChangedOnly,
+    /// No image fits; only their sizes.
+    Omitted,
+}
+
+impl ImagesKept {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImagesKept::Full => "full",
+            ImagesKept::NewAndChangedOld => "new-and-changed-old",
+            ImagesKept::ChangedOnly => "changed-only",
+            ImagesKept::Omitted => "omitted",
+        }
+    }
+}
+
+/// The size DynamoDB counts for an item: attribute names plus values (numbers counted as
+/// their text, an over-estimate), nested maps and lists with their few bytes of overhead.
+pub fn item_size(item: &HashMap<String, AttributeValue>) -> usize {
+    item.iter()
+        .map(|(name, value)| name.len() + value_size(value))
+        .sum()
+}
+
+fn value_size(value: &AttributeValue) -> usize {
+    match value {
+        AttributeValue::S(s) | AttributeValue::N(s) => s.len(),
+        AttributeValue::B(b) => b.as_ref().len(),
+        AttributeValue::Ss(v) | AttributeValue::Ns(v) => v.iter().map(String::len).sum(),
+        AttributeValue::Bs(v) => v.iter().map(|b| b.as_ref().len()).sum(),
+        AttributeValue::M(m) => 3 + item_size(m) + m.len(),
+        AttributeValue::L(l) => 3 + l.iter().map(|v| value_size(v) + 1).sum::<usize>(),
+        _ => 1,
+    }
+}
+
+/// The audit row for one stream record, as much of its images as fits ([`ImagesKept`]).
 pub fn audit_row(record: &EventRecord) -> Result<HashMap<String, AttributeValue>, RecordError> {
     let user_id = match record.change.keys.get("userId") {
         Some(serde_dynamo::AttributeValue::S(id)) if !id.is_empty() => id.clone(),
@@ -87,15 +143,67 @@ pub fn audit_row(record: &EventRecord) -> Result<HashMap<String, AttributeValue>
     if let Some(sequence) = record.change.sequence_number.as_deref() {
         row.insert("sequenceNumber".to_owned(), text(sequence));
     }
-    for (name, image) in [
-        ("oldImage", &record.change.old_image),
-        ("newImage", &record.change.new_image),
-    ] {
-        if !image.is_empty() {
-            let map: HashMap<String, serde_dynamo::AttributeValue> = image.clone().into();
-            row.insert(name.to_owned(), serde_dynamo::AttributeValue::M(map).into());
+    let image = |item: &serde_dynamo::Item| -> Option<AttributeValue> {
+        (!item.is_empty()).then(|| {
+            let map: HashMap<String, serde_dynamo::AttributeValue> = item.clone().into();
+            serde_dynamo::AttributeValue::M(map).into()
+        })
+    };
+    let changed_values = |item: &serde_dynamo::Item| -> Option<AttributeValue> {
+        let changed = changed_attributes(&record.change.old_image, &record.change.new_image);
+        let map: HashMap<String, serde_dynamo::AttributeValue> = item
+            .iter()
+            .filter(|(name, _)| changed.contains(*name))
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect();
+        (!map.is_empty()).then(|| serde_dynamo::AttributeValue::M(map).into())
+    };
+    let (old, new) = (&record.change.old_image, &record.change.new_image);
+    // Each way of keeping the images, most first: the attributes it writes.
+    type Images<'a> = [(&'a str, Option<AttributeValue>); 2];
+    let attempts: [(ImagesKept, Images<'_>); 3] = [
+        (
+            ImagesKept::Full,
+            [("oldImage", image(old)), ("newImage", image(new))],
+        ),
+        (
+            ImagesKept::NewAndChangedOld,
+            [("oldValues", changed_values(old)), ("newImage", image(new))],
+        ),
+        (
+            ImagesKept::ChangedOnly,
+            [
+                ("oldValues", changed_values(old)),
+                ("newValues", changed_values(new)),
+            ],
+        ),
+    ];
+    for (kept, images) in attempts {
+        let mut candidate = row.clone();
+        candidate.insert("images".to_owned(), text(kept.as_str()));
+        for (name, value) in images {
+            if let Some(value) = value {
+                candidate.insert(name.to_owned(), value);
+            }
+        }
+        if item_size(&candidate) <= MAX_ROW_BYTES {
+            if kept != ImagesKept::Full {
+                tracing::warn!(event_id = %record.event_id, images = kept.as_str(),
+                    "the images do not fit one audit row; kept what fits");
+            }
+            return Ok(candidate);
         }
     }
+    let bytes = |item: &serde_dynamo::Item| {
+        let map: HashMap<String, serde_dynamo::AttributeValue> = item.clone().into();
+        let converted: HashMap<String, AttributeValue> =
+            map.into_iter().map(|(k, v)| (k, v.into())).collect();
+        AttributeValue::N(item_size(&converted).to_string())
+    };
+    row.insert("images".to_owned(), text(ImagesKept::Omitted.as_str()));
+    row.insert("oldImageBytes".to_owned(), bytes(old));
+    row.insert("newImageBytes".to_owned(), bytes(new));
+    tracing::warn!(event_id = %record.event_id, "no image fits one audit row; recorded without them");
     Ok(row)
 }
 
@@ -151,5 +259,74 @@ impl RecordHandler for AuditLog {
                 PERMANENT_DYNAMODB_ERRORS,
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// A MODIFY record whose images hold `bio` (changed or not), an unchanged `notes` and a
+    /// changed `plan`.
+    fn record_with_notes(old_bio: &str, new_bio: &str, notes: &str) -> EventRecord {
+        serde_json::from_value(json!({
+            "eventID": "e-big", "eventName": "MODIFY", "awsRegion": "eu-west-1",
+            "dynamodb": {
+                "ApproximateCreationDateTime": 1763892000,
+                "Keys": {"userId": {"S": "u-big"}},
+                "OldImage": {"userId": {"S": "u-big"}, "plan": {"S": "free"}, "bio": {"S": old_bio}, "notes": {"S": notes}},
+                "NewImage": {"userId": {"S": "u-big"}, "plan": {"S": "pro"}, "bio": {"S": new_bio}, "notes": {"S": notes}},
+                "SequenceNumber": "100", "SizeBytes": 1, "StreamViewType": "NEW_AND_OLD_IMAGES"
+            }
+        }))
+        .unwrap()
+    }
+
+    fn record(old_bio: &str, new_bio: &str) -> EventRecord {
+        record_with_notes(old_bio, new_bio, "")
+    }
+
+    fn kept(row: &HashMap<String, AttributeValue>) -> &str {
+        row["images"].as_s().unwrap()
+    }
+
+    #[test]
+    fn small_images_are_kept_whole() {
+        let row = audit_row(&record("hi", "hello")).unwrap();
+        assert_eq!(kept(&row), "full");
+        assert!(row.contains_key("oldImage") && row.contains_key("newImage"));
+    }
+
+    #[test]
+    fn a_large_unchanged_attribute_keeps_the_new_image_and_the_changed_old_values() {
+        let big = "x".repeat(300 * 1024);
+        let row = audit_row(&record(&big, &big)).unwrap();
+        assert_eq!(kept(&row), "new-and-changed-old");
+        let old = row["oldValues"].as_m().unwrap();
+        assert_eq!(old.keys().collect::<Vec<_>>(), vec!["plan"]);
+        assert!(item_size(&row) <= MAX_ROW_BYTES);
+    }
+
+    #[test]
+    fn two_large_changed_values_are_recorded_without_images_never_refused() {
+        let row = audit_row(&record(&"a".repeat(250 * 1024), &"b".repeat(250 * 1024))).unwrap();
+        assert_eq!(kept(&row), "omitted");
+        assert!(row.contains_key("newImageBytes") && !row.contains_key("newImage"));
+        assert!(item_size(&row) <= MAX_ROW_BYTES);
+    }
+
+    #[test]
+    fn a_large_change_of_one_attribute_keeps_the_changed_values() {
+        let notes = "n".repeat(150 * 1024);
+        let row = audit_row(&record_with_notes(
+            &"a".repeat(150 * 1024),
+            &"b".repeat(150 * 1024),
+            &notes,
+        ))
+        .unwrap();
+        assert_eq!(kept(&row), "changed-only");
+        assert!(row.contains_key("oldValues") && row.contains_key("newValues"));
     }
 }

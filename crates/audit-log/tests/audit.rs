@@ -26,10 +26,9 @@ impl Setup {
         let dynamodb = aws_sdk_dynamodb::Client::new(&resources.aws);
         let table = unique_name("UserAudit");
         create_audit_table(&dynamodb, &table).await.unwrap();
-        let config = ConsumerConfig {
-            dlq_url: resources.dlq_url.clone(),
-            max_concurrency: 4.try_into().unwrap(),
-        };
+        let config =
+            ConsumerConfig::from_env(&Env::from_pairs(resources.env(4)), audit_log::STREAM_VIEW)
+                .unwrap();
         let processor = config.processor(CONSUMER, &resources.aws);
         let handler = Arc::new(AuditLog::new(dynamodb, &table));
         Setup {
@@ -208,10 +207,11 @@ async fn record_without_user_key_is_parked() {
 #[tokio::test]
 async fn missing_table_is_retryable_not_parked() {
     let setup = Setup::new().await;
-    let config = ConsumerConfig {
-        dlq_url: setup.resources.dlq_url.clone(),
-        max_concurrency: 1.try_into().unwrap(),
-    };
+    let config = ConsumerConfig::from_env(
+        &Env::from_pairs(setup.resources.env(1)),
+        audit_log::STREAM_VIEW,
+    )
+    .unwrap();
     let processor = config.processor(CONSUMER, &setup.resources.aws);
     let handler = Arc::new(AuditLog::new(
         aws_sdk_dynamodb::Client::new(&setup.resources.aws),
@@ -235,8 +235,11 @@ async fn missing_table_is_retryable_not_parked() {
 
 #[test]
 fn missing_variable_fails_the_cold_start_naming_it() {
-    let err = AuditLogConfig::from_env(&Env::from_pairs([("DLQ_URL", "http://127.0.0.1:1/q")]))
-        .unwrap_err();
+    let err = AuditLogConfig::from_env(&Env::from_pairs([
+        ("DLQ_URL", "http://127.0.0.1:1/q"),
+        ("LEDGER_TABLE", "IdempotencyLedger"),
+    ]))
+    .unwrap_err();
     assert_eq!(err.to_string(), "missing environment variable AUDIT_TABLE");
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_audit-log"))
         .env_clear()

@@ -13,14 +13,18 @@
 //! deduplication.
 
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+use fanout_core::effect_retry::UnsentOnlyRetries;
 use fanout_core::{
-    BatchProcessor, Change, ConfigError, ConsumerConfig, EffectKey, Env, Ledger, LedgerConfig,
-    PlanChange, RecordError, RecordHandler, RecordInput, RecordOutcome, Remover, User,
+    BatchProcessor, Change, ConfigError, ConsumerConfig, EffectKey, Env, Ledger, PlanChange,
+    RecordError, RecordHandler, RecordInput, RecordOutcome, Remover, StreamView, User,
     changed_attributes, classify_sdk_error,
 };
 use serde::Serialize;
 
 pub const CONSUMER: &str = "crm-sync";
+
+/// The least stream view it can work from: a plan change is judged from both images.
+pub const STREAM_VIEW: StreamView = StreamView::NewAndOldImages;
 
 /// The `source` of every event this consumer publishes.
 pub const EVENT_SOURCE: &str = "fanout.users";
@@ -35,7 +39,6 @@ const PERMANENT_REQUEST_ERRORS: &[&str] = &["ValidationException"];
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CrmSyncConfig {
     pub consumer: ConsumerConfig,
-    pub ledger: LedgerConfig,
     /// `CRM_EVENT_BUS`: bus name or ARN.
     pub event_bus: String,
 }
@@ -43,8 +46,7 @@ pub struct CrmSyncConfig {
 impl CrmSyncConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(CrmSyncConfig {
-            consumer: ConsumerConfig::from_env(env)?,
-            ledger: LedgerConfig::from_env(env)?,
+            consumer: ConsumerConfig::from_env(env, STREAM_VIEW)?,
             event_bus: env.required("CRM_EVENT_BUS")?,
         })
     }
@@ -115,26 +117,23 @@ pub fn crm_event(input: &RecordInput) -> Result<CrmEvent, RecordError> {
             .into_iter()
             .collect::<Vec<_>>()
     };
+    // Every event needs the image it describes; an update also the one before it.
     let (kind, user, by) = match &change {
-        Change::Insert { new: Some(new) } => (CrmEventType::UserCreated, new, None),
-        Change::Modify {
-            old: Some(_),
-            new: Some(new),
-        } => {
+        Change::Insert { .. } => (CrmEventType::UserCreated, change.require_new(record)?, None),
+        Change::Modify { .. } => {
+            change.require_old(record)?;
             let kind = if PlanChange::from_change(&change).is_some() {
                 CrmEventType::UserPlanChanged
             } else {
                 CrmEventType::UserUpdated
             };
-            (kind, new, None)
+            (kind, change.require_new(record)?, None)
         }
-        Change::Remove { old: Some(old), by } => (CrmEventType::UserDeleted, old, Some(*by)),
-        _ => {
-            return Err(RecordError::permanent(format!(
-                "record {} carries no image; the Users stream must be NEW_AND_OLD_IMAGES",
-                record.event_id
-            )));
-        }
+        Change::Remove { by, .. } => (
+            CrmEventType::UserDeleted,
+            change.require_old(record)?,
+            Some(*by),
+        ),
     };
     let key = EffectKey::new(
         CONSUMER,
@@ -193,9 +192,15 @@ impl CrmSync {
         aws: &aws_config::SdkConfig,
         config: &CrmSyncConfig,
     ) -> (BatchProcessor, Self) {
+        // PutEvents is not idempotent: the SDK may only retry what was surely not sent.
+        let events = aws_sdk_eventbridge::Client::from_conf(
+            aws_sdk_eventbridge::config::Builder::from(aws)
+                .retry_classifier(UnsentOnlyRetries)
+                .build(),
+        );
         let handler = CrmSync::new(
-            config.ledger.ledger(aws),
-            aws_sdk_eventbridge::Client::new(aws),
+            config.consumer.ledger.ledger(aws),
+            events,
             &config.event_bus,
         );
         (config.consumer.processor(CONSUMER, aws), handler)
@@ -249,7 +254,7 @@ impl RecordHandler for CrmSync {
     async fn handle(&self, input: RecordInput) -> Result<RecordOutcome, RecordError> {
         let event = crm_event(&input)?;
         self.ledger
-            .perform_once(&event.key, input.lease, || self.publish(&event))
+            .perform_once(&event.key, &input.time, || self.publish(&event))
             .await
     }
 }

@@ -40,10 +40,9 @@ impl Setup {
         create_bus_to_queue(&aws_sdk_eventbridge::Client::new(&aws), &routed_bus, &arn)
             .await
             .unwrap();
-        let config = ConsumerConfig {
-            dlq_url: resources.dlq_url.clone(),
-            max_concurrency: 4.try_into().unwrap(),
-        };
+        let config =
+            ConsumerConfig::from_env(&Env::from_pairs(resources.env(4)), crm_sync::STREAM_VIEW)
+                .unwrap();
         let processor = config.processor(CONSUMER, &aws);
         let ledger = Ledger::new(aws_sdk_dynamodb::Client::new(&aws), &resources.ledger_table);
         let handler = Arc::new(CrmSync::new(

@@ -8,25 +8,32 @@
 //!   and deduplicated by the ledger (or by the target).
 //! - A panic in one record's work fails that record only.
 //! - A permanent failure parks the record (full record + error) in the consumer's DLQ, and the
-//!   record counts as done, so one poison record never holds a shard.
+//!   record counts as done, so one poison record never holds a shard. Parking goes through the
+//!   ledger (`<consumer>#parked#<eventID>`), so a poison record redelivered is parked once.
+//! - Deadline-aware: a record starts only while the invocation's time left holds its budget
+//!   (`RECORD_BUDGET_SECONDS`); the others are reported back unstarted. A record's work is cut
+//!   off just before the deadline and fails alone, so the invocation always answers and never
+//!   dies mid-batch.
 //! - The response never carries an empty or null `itemIdentifier`; success is an empty list.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::dynamodb::{Event, EventRecord};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use crate::change::item_key;
 use crate::dlq::DeadLetterQueue;
-use crate::ledger::Lease;
+use crate::ledger::{EffectKey, Ledger};
 use crate::outcome::{BatchMetrics, RecordError, RecordOutcome, RecordResult};
+use crate::time::{RESPONSE_MARGIN, TimeBudget};
 
 /// A batch whose response cannot be expressed as a partial batch failure.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +42,9 @@ pub enum BatchError {
     /// fail the whole batch anyway, so say so plainly and let Lambda retry it.
     #[error("record {event_id} failed and has no sequence number to report; failing the batch")]
     Unreportable { event_id: String },
+    /// The invocation's JSON has no `Records` list: nothing can be read, reported or parked.
+    #[error("the event is not a DynamoDB stream event (no Records list)")]
+    NotAnEvent,
 }
 
 /// A consumer's per-record work.
@@ -103,8 +113,8 @@ pub enum RunJsonError {
 #[derive(Debug, Clone)]
 pub struct RecordInput {
     pub record: Arc<EventRecord>,
-    /// The lease for any ledger claim made while handling the record.
-    pub lease: Lease,
+    /// The invocation's deadline and the record budget: leases and waits derive from it.
+    pub time: TimeBudget,
 }
 
 /// Runs a consumer's per-record work over a stream batch.
@@ -112,8 +122,13 @@ pub struct RecordInput {
 pub struct BatchProcessor {
     consumer: String,
     dlq: DeadLetterQueue,
+    ledger: Ledger,
     max_concurrency: NonZeroUsize,
+    record_budget: Duration,
 }
+
+/// What one record's work may take at most when `RECORD_BUDGET_SECONDS` is not set.
+pub const DEFAULT_RECORD_BUDGET: Duration = Duration::from_secs(10);
 
 /// Keys processed at once within a batch when `MAX_CONCURRENCY` is not set.
 pub const DEFAULT_MAX_CONCURRENCY: NonZeroUsize = match NonZeroUsize::new(8) {
@@ -130,11 +145,14 @@ pub struct BatchReport {
 }
 
 impl BatchProcessor {
-    pub fn new(consumer: impl Into<String>, dlq: DeadLetterQueue) -> Self {
+    /// The processor of `consumer`: parks into `dlq`, once per record through `ledger`.
+    pub fn new(consumer: impl Into<String>, dlq: DeadLetterQueue, ledger: Ledger) -> Self {
         BatchProcessor {
             consumer: consumer.into(),
             dlq,
+            ledger,
             max_concurrency: DEFAULT_MAX_CONCURRENCY,
+            record_budget: DEFAULT_RECORD_BUDGET,
         }
     }
 
@@ -143,20 +161,27 @@ impl BatchProcessor {
         self
     }
 
+    /// What one record's work may take at most: no record starts with less time left.
+    pub fn with_record_budget(mut self, budget: Duration) -> Self {
+        self.record_budget = budget;
+        self
+    }
+
     pub fn consumer(&self) -> &str {
         &self.consumer
     }
 
-    /// Processes `event` with `work` per record and returns Lambda's partial-batch response.
-    /// `deadline` is the invocation deadline (`Context::deadline()`), from which ledger leases
-    /// are derived. Emits the batch's counters as one EMF line.
+    /// Processes `event` (the invocation's JSON) with `work` per record and returns Lambda's
+    /// partial-batch response. `deadline` is the invocation deadline (`Context::deadline()`),
+    /// from which ledger leases and record budgets are derived. Emits the batch's counters as
+    /// one EMF line.
     pub async fn process<H: RecordHandler>(
         &self,
-        event: Event,
+        event: Value,
         deadline: SystemTime,
         work: Arc<H>,
     ) -> Result<DynamoDbEventResponse, BatchError> {
-        let report = self.run(event, deadline, work).await?;
+        let report = self.run_value(event, deadline, work).await?;
         report.metrics.emit(&self.consumer);
         Ok(report.response)
     }
@@ -169,31 +194,77 @@ impl BatchProcessor {
         timeout: std::time::Duration,
         work: Arc<H>,
     ) -> Result<BatchReport, RunJsonError> {
-        let event: Event = serde_json::from_str(event_json).map_err(RunJsonError::Event)?;
-        Ok(self.run(event, SystemTime::now() + timeout, work).await?)
+        let event: Value = serde_json::from_str(event_json).map_err(RunJsonError::Event)?;
+        Ok(self
+            .run_value(event, SystemTime::now() + timeout, work)
+            .await?)
     }
 
-    /// Like [`BatchProcessor::process`], returning every record's result, without emitting
-    /// metrics. For tests and the local event source mapping.
+    /// Like [`BatchProcessor::process`] for a typed event, returning every record's result,
+    /// without emitting metrics. For tests.
     pub async fn run<H: RecordHandler>(
         &self,
         event: Event,
         deadline: SystemTime,
         work: Arc<H>,
     ) -> Result<BatchReport, BatchError> {
-        let records: Vec<Arc<EventRecord>> = event.records.into_iter().map(Arc::new).collect();
-        let lease = Lease::until_deadline(deadline);
-        let semaphore = Arc::new(Semaphore::new(self.max_concurrency.get()));
+        let slots = event
+            .records
+            .into_iter()
+            .map(|record| RecordSlot {
+                raw: Arc::new(serde_json::to_value(&record).unwrap_or(Value::Null)),
+                parsed: Ok(Arc::new(record)),
+            })
+            .collect();
+        self.run_slots(slots, deadline, work).await
+    }
 
-        // Group by item key, keeping stream order inside each group.
+    /// Like [`BatchProcessor::process`], returning every record's result, without emitting
+    /// metrics. Each record is read on its own: one that is not a DynamoDB stream record (no
+    /// `dynamodb`, a wrong type) is parked with its JSON as delivered, never failing the rest.
+    pub async fn run_value<H: RecordHandler>(
+        &self,
+        event: Value,
+        deadline: SystemTime,
+        work: Arc<H>,
+    ) -> Result<BatchReport, BatchError> {
+        let Some(records) = event.get("Records").and_then(Value::as_array) else {
+            return Err(BatchError::NotAnEvent);
+        };
+        let slots = records
+            .iter()
+            .map(|raw| RecordSlot {
+                parsed: serde_json::from_value::<EventRecord>(raw.clone())
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string()),
+                raw: Arc::new(raw.clone()),
+            })
+            .collect();
+        self.run_slots(slots, deadline, work).await
+    }
+
+    async fn run_slots<H: RecordHandler>(
+        &self,
+        slots: Vec<RecordSlot>,
+        deadline: SystemTime,
+        work: Arc<H>,
+    ) -> Result<BatchReport, BatchError> {
+        let time = TimeBudget::new(deadline, self.record_budget);
+        let semaphore = Arc::new(Semaphore::new(self.max_concurrency.get()));
+        let parking = Arc::new(Parking {
+            consumer: self.consumer.clone(),
+            dlq: self.dlq.clone(),
+            ledger: self.ledger.clone(),
+        });
+
+        // Group by item key, keeping stream order inside each group. A record without a key
+        // (or that could not be read) stands alone.
         let mut order: Vec<String> = Vec::new();
         let mut groups: HashMap<String, Vec<usize>> = HashMap::new();
-        for (index, record) in records.iter().enumerate() {
-            let key = if record.change.keys.is_empty() {
-                // No key to order by: the record stands alone.
-                format!("eventID={}", record.event_id)
-            } else {
-                item_key(&record.change.keys)
+        for (index, slot) in slots.iter().enumerate() {
+            let key = match &slot.parsed {
+                Ok(record) if !record.change.keys.is_empty() => item_key(&record.change.keys),
+                _ => format!("record#{index}={}", slot.event_id()),
             };
             groups
                 .entry(key.clone())
@@ -207,22 +278,19 @@ impl BatchProcessor {
         let mut tasks = JoinSet::new();
         for key in order {
             let indexes = groups.remove(&key).unwrap_or_default();
-            let group: Vec<(usize, Arc<EventRecord>)> = indexes
-                .into_iter()
-                .map(|i| (i, Arc::clone(&records[i])))
-                .collect();
+            let group: Vec<(usize, RecordSlot)> =
+                indexes.into_iter().map(|i| (i, slots[i].clone())).collect();
             let semaphore = Arc::clone(&semaphore);
             let work = Arc::clone(&work);
-            let dlq = self.dlq.clone();
-            let consumer = self.consumer.clone();
+            let parking = Arc::clone(&parking);
             tasks.spawn(async move {
                 // The semaphore is never closed, so acquire only fails if it were.
                 let _permit = semaphore.acquire_owned().await.ok();
-                run_key(&consumer, &dlq, &key, group, lease, work).await
+                run_key(&parking, &key, group, time, work).await
             });
         }
 
-        let mut results = vec![RecordResult::NotRun; records.len()];
+        let mut results = vec![RecordResult::NotRun; slots.len()];
         while let Some(joined) = tasks.join_next().await {
             match joined {
                 Ok(key_results) => {
@@ -237,19 +305,19 @@ impl BatchProcessor {
         }
 
         let mut failures = Vec::new();
-        for (record, result) in records.iter().zip(&results) {
+        for (slot, result) in slots.iter().zip(&results) {
             if !result.must_retry() {
                 continue;
             }
-            match record.change.sequence_number.as_deref() {
+            match slot.sequence_number() {
                 Some(seq) if !seq.is_empty() => {
                     let mut failure = DynamoDbBatchItemFailure::default();
-                    failure.item_identifier = Some(seq.to_owned());
+                    failure.item_identifier = Some(seq);
                     failures.push(failure);
                 }
                 _ => {
                     return Err(BatchError::Unreportable {
-                        event_id: record.event_id.clone(),
+                        event_id: slot.event_id(),
                     });
                 }
             }
@@ -265,32 +333,147 @@ impl BatchProcessor {
     }
 }
 
+/// One record of an invocation: its JSON as delivered, and the record read from it (or why it
+/// could not be).
+#[derive(Debug, Clone)]
+struct RecordSlot {
+    raw: Arc<Value>,
+    parsed: Result<Arc<EventRecord>, String>,
+}
+
+impl RecordSlot {
+    /// The record's eventID, or for a record without one a stable name from its JSON, so a
+    /// redelivery is recognised.
+    fn event_id(&self) -> String {
+        match &self.parsed {
+            Ok(record) if !record.event_id.is_empty() => record.event_id.clone(),
+            _ => self.raw["eventID"]
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| {
+                    // FNV-1a of the JSON text: stable across deliveries of the same bytes.
+                    let hash = self
+                        .raw
+                        .to_string()
+                        .bytes()
+                        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+                        });
+                    format!("unnamed-{hash:016x}")
+                }),
+        }
+    }
+
+    fn sequence_number(&self) -> Option<String> {
+        match &self.parsed {
+            Ok(record) => record.change.sequence_number.clone(),
+            Err(_) => self.raw["dynamodb"]["SequenceNumber"]
+                .as_str()
+                .map(str::to_owned),
+        }
+    }
+}
+
+/// Parks a record that can never succeed; a record that could not be parked is failed, so it
+/// is retried rather than dropped.
+async fn park_or_fail(
+    parking: &Parking,
+    slot: &RecordSlot,
+    reason: String,
+    time: &TimeBudget,
+) -> RecordResult {
+    match parking
+        .park(&slot.event_id(), &slot.raw, &reason, time)
+        .await
+    {
+        Ok(RecordOutcome::Duplicate) => {
+            tracing::warn!(error = %reason, "record already parked by an earlier delivery");
+            RecordResult::Parked
+        }
+        Ok(_) => {
+            tracing::error!(error = %reason, queue = parking.dlq.queue_url(), "record parked in DLQ");
+            RecordResult::Parked
+        }
+        Err(park_error) => {
+            tracing::error!(error = %reason, park_error = %park_error,
+                "permanent failure could not be parked; failing the record");
+            RecordResult::Failed(format!("{reason}; and parking failed: {park_error}"))
+        }
+    }
+}
+
+/// Where permanent failures go: the consumer's DLQ, once per record through the ledger.
+struct Parking {
+    consumer: String,
+    dlq: DeadLetterQueue,
+    ledger: Ledger,
+}
+
+impl Parking {
+    /// Parks the record `raw` unless an earlier delivery already did.
+    async fn park(
+        &self,
+        event_id: &str,
+        raw: &Value,
+        reason: &str,
+        time: &TimeBudget,
+    ) -> Result<RecordOutcome, RecordError> {
+        let key = EffectKey::new(&self.consumer, &["parked", event_id]);
+        self.ledger
+            .perform_once(&key, time, || async {
+                self.dlq
+                    .park(&self.consumer, event_id, raw, reason)
+                    .await
+                    .map_err(RecordError::retryable)
+            })
+            .await
+    }
+}
+
 async fn run_key<H: RecordHandler>(
-    consumer: &str,
-    dlq: &DeadLetterQueue,
+    parking: &Parking,
     key: &str,
-    group: Vec<(usize, Arc<EventRecord>)>,
-    lease: Lease,
+    group: Vec<(usize, RecordSlot)>,
+    time: TimeBudget,
     work: Arc<H>,
 ) -> Vec<(usize, RecordResult)> {
     let mut results = Vec::with_capacity(group.len());
     let mut stopped = false;
-    for (index, record) in group {
+    for (index, slot) in group {
+        let event_id = slot.event_id();
         if stopped {
-            tracing::info!(event_id = %record.event_id, key, "not run: an earlier record of this key failed");
+            tracing::debug!(%event_id, key, "not run: an earlier record of this key failed");
             results.push((index, RecordResult::NotRun));
+            continue;
+        }
+        if !time.can_start() {
+            tracing::warn!(%event_id, key, remaining_ms = time.remaining().as_millis() as u64,
+                budget_ms = time.budget().as_millis() as u64,
+                "not started: the invocation's time left is below the record budget; reported for redelivery");
+            results.push((index, RecordResult::NotRun));
+            stopped = true;
             continue;
         }
         let span = tracing::info_span!(
             "record",
-            consumer,
-            event_id = %record.event_id,
-            sequence_number = record.change.sequence_number.as_deref().unwrap_or(""),
+            consumer = %parking.consumer,
+            %event_id,
+            sequence_number = slot.sequence_number().unwrap_or_default(),
             key,
         );
-        let result = run_record(consumer, dlq, Arc::clone(&record), lease, &work)
-            .instrument(span)
-            .await;
+        let result = match &slot.parsed {
+            Ok(record) => {
+                run_record(parking, &slot, Arc::clone(record), time, &work)
+                    .instrument(span)
+                    .await
+            }
+            Err(why) => {
+                let reason = format!("record {event_id} is not a DynamoDB stream record: {why}");
+                park_or_fail(parking, &slot, reason, &time)
+                    .instrument(span)
+                    .await
+            }
+        };
         stopped = result.must_retry();
         results.push((index, result));
     }
@@ -298,42 +481,44 @@ async fn run_key<H: RecordHandler>(
 }
 
 async fn run_record<H: RecordHandler>(
-    consumer: &str,
-    dlq: &DeadLetterQueue,
+    parking: &Parking,
+    slot: &RecordSlot,
     record: Arc<EventRecord>,
-    lease: Lease,
+    time: TimeBudget,
     work: &Arc<H>,
 ) -> RecordResult {
     let input = RecordInput {
         record: Arc::clone(&record),
-        lease,
+        time,
     };
-    // Its own task, so a panic in the work becomes a JoinError for this record only.
+    // Its own task, so a panic in the work becomes a JoinError for this record only; cut off
+    // before the deadline, so the invocation can still answer.
     let work = Arc::clone(work);
     let handle = tokio::spawn(async move { work.handle(input).await }.in_current_span());
-    match handle.await {
+    let abort = handle.abort_handle();
+    let allowed = time.remaining().saturating_sub(RESPONSE_MARGIN);
+    let joined = match tokio::time::timeout(allowed, handle).await {
+        Ok(joined) => joined,
+        Err(_) => {
+            abort.abort();
+            let reason = format!(
+                "record work did not finish {} ms before the deadline; cut off and reported for redelivery",
+                RESPONSE_MARGIN.as_millis()
+            );
+            tracing::error!(error = %reason, "record failed");
+            return RecordResult::Failed(reason);
+        }
+    };
+    match joined {
         Ok(Ok(outcome)) => {
-            tracing::info!(?outcome, "record done");
+            tracing::debug!(?outcome, "record done");
             RecordResult::Succeeded(outcome)
         }
         Ok(Err(RecordError::Retryable(reason))) => {
             tracing::warn!(error = %reason, "record failed, will be retried");
             RecordResult::Failed(reason)
         }
-        Ok(Err(RecordError::Permanent(reason))) => {
-            match dlq.park(consumer, &record, &reason).await {
-                Ok(()) => {
-                    tracing::error!(error = %reason, queue = dlq.queue_url(), "record parked in DLQ");
-                    RecordResult::Parked
-                }
-                Err(park_error) => {
-                    // Not parked means not safe to drop: retry the record instead.
-                    tracing::error!(error = %reason, park_error = %park_error,
-                        "permanent failure could not be parked; failing the record");
-                    RecordResult::Failed(format!("{reason}; and parking failed: {park_error}"))
-                }
-            }
-        }
+        Ok(Err(RecordError::Permanent(reason))) => park_or_fail(parking, slot, reason, &time).await,
         Err(join_error) => {
             let reason = if join_error.is_panic() {
                 format!(

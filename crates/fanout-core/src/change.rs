@@ -59,6 +59,33 @@ impl<T> Change<T> {
     }
 }
 
+impl<T> Change<T> {
+    /// The new image, or the permanent error a consumer that needs it must fail with.
+    pub fn require_new(&self, record: &EventRecord) -> Result<&T, DecodeError> {
+        self.new_image()
+            .ok_or_else(|| missing(record, ImageSide::New))
+    }
+
+    /// The old image, or the permanent error a consumer that needs it must fail with.
+    pub fn require_old(&self, record: &EventRecord) -> Result<&T, DecodeError> {
+        self.old().ok_or_else(|| missing(record, ImageSide::Old))
+    }
+}
+
+fn missing(record: &EventRecord, side: ImageSide) -> DecodeError {
+    DecodeError::MissingImage {
+        event_id: record.event_id.clone(),
+        event_name: record.event_name.clone(),
+        side,
+        view: record
+            .change
+            .stream_view_type
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_else(|| "not stated".to_owned()),
+    }
+}
+
 /// Which image of a record failed to decode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ImageSide {
@@ -77,6 +104,67 @@ impl std::fmt::Display for ImageSide {
     }
 }
 
+/// A stream's view type: which images its records carry. A consumer states the least it
+/// needs, and its cold start fails when the table's stream (`STREAM_VIEW_TYPE`, set by the
+/// stack from the tables stack) cannot serve it, instead of every record being parked.
+///
+/// ```
+/// use fanout_core::StreamView;
+/// let table: StreamView = "NEW_IMAGE".parse().unwrap();
+/// assert!(table.serves(StreamView::NewImage));
+/// assert!(!table.serves(StreamView::NewAndOldImages));
+/// assert!("NEW_AND_OLD_IMAGES".parse::<StreamView>().unwrap().serves(StreamView::KeysOnly));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamView {
+    KeysOnly,
+    NewImage,
+    OldImage,
+    NewAndOldImages,
+}
+
+impl StreamView {
+    /// Whether records of this view carry everything `needed` does.
+    pub fn serves(self, needed: StreamView) -> bool {
+        use StreamView::*;
+        match needed {
+            KeysOnly => true,
+            NewImage => matches!(self, NewImage | NewAndOldImages),
+            OldImage => matches!(self, OldImage | NewAndOldImages),
+            NewAndOldImages => self == NewAndOldImages,
+        }
+    }
+
+    /// The name DynamoDB gives it (`StreamViewType`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamView::KeysOnly => "KEYS_ONLY",
+            StreamView::NewImage => "NEW_IMAGE",
+            StreamView::OldImage => "OLD_IMAGE",
+            StreamView::NewAndOldImages => "NEW_AND_OLD_IMAGES",
+        }
+    }
+}
+
+impl std::str::FromStr for StreamView {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        [
+            StreamView::KeysOnly,
+            StreamView::NewImage,
+            StreamView::OldImage,
+            StreamView::NewAndOldImages,
+        ]
+        .into_iter()
+        .find(|view| view.as_str() == raw)
+        .ok_or_else(|| {
+            "not a stream view type (KEYS_ONLY, NEW_IMAGE, OLD_IMAGE, NEW_AND_OLD_IMAGES)"
+                .to_owned()
+        })
+    }
+}
+
 /// A stream record that cannot be turned into a typed [`Change`]. Always a permanent failure
 /// of that one record: redelivering the same bytes cannot make them decode.
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +173,18 @@ pub enum DecodeError {
     UnknownEventName {
         event_id: String,
         event_name: String,
+    },
+    /// The record lacks an image the consumer needs to judge it (a `KEYS_ONLY`, `NEW_IMAGE` or
+    /// `OLD_IMAGE` stream view, or a table whose view changed): never counted as done.
+    #[error(
+        "record {event_id} ({event_name}) carries no {side}: the stream view is {view}, and this \
+         consumer needs NEW_AND_OLD_IMAGES to judge the change"
+    )]
+    MissingImage {
+        event_id: String,
+        event_name: String,
+        side: ImageSide,
+        view: String,
     },
     #[error("record {event_id}: {side} attribute `{attribute}`: {reason}")]
     Image {

@@ -13,7 +13,8 @@ use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::str::FromStr;
 
-use crate::batch::DEFAULT_MAX_CONCURRENCY;
+use crate::batch::{DEFAULT_MAX_CONCURRENCY, DEFAULT_RECORD_BUDGET};
+use crate::change::StreamView;
 
 /// A configuration error. `Debug` prints the same sentence as `Display`: a consumer's `main`
 /// returns it, and Rust (and so Lambda's init error) shows `main`'s error with `Debug`.
@@ -110,34 +111,73 @@ impl Env {
     }
 }
 
-/// What every consumer reads: `DLQ_URL` and `MAX_CONCURRENCY`.
+/// What every consumer reads: `DLQ_URL`, the ledger (`LEDGER_TABLE`: effects, and parked
+/// records once each), `MAX_CONCURRENCY`, `RECORD_BUDGET_SECONDS`, and `STREAM_VIEW_TYPE` (the
+/// table's stream view, when the stack knows it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerConfig {
     pub dlq_url: String,
+    pub ledger: LedgerConfig,
     pub max_concurrency: NonZeroUsize,
+    /// What one record's work may take at most (claim, effect, complete).
+    pub record_budget: std::time::Duration,
 }
 
 impl ConsumerConfig {
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+    /// Reads the configuration of a consumer that needs records of view `needs`: a cold start
+    /// on a stream whose `STREAM_VIEW_TYPE` cannot serve it fails here, naming both.
+    pub fn from_env(env: &Env, needs: StreamView) -> Result<Self, ConfigError> {
+        if let Some(raw) = env.optional("STREAM_VIEW_TYPE") {
+            let view: StreamView = raw
+                .trim()
+                .parse()
+                .map_err(|reason| ConfigError::Malformed {
+                    name: "STREAM_VIEW_TYPE".to_owned(),
+                    reason: format!("{raw:?}: {reason}"),
+                })?;
+            if !view.serves(needs) {
+                return Err(ConfigError::Malformed {
+                    name: "STREAM_VIEW_TYPE".to_owned(),
+                    reason: format!(
+                        "the table's stream is {}, and this consumer needs {}: enable that view \
+                         on the Users table's stream",
+                        view.as_str(),
+                        needs.as_str()
+                    ),
+                });
+            }
+        }
+        let seconds: u64 =
+            env.parsed_or("RECORD_BUDGET_SECONDS", DEFAULT_RECORD_BUDGET.as_secs())?;
+        if seconds == 0 {
+            return Err(ConfigError::Malformed {
+                name: "RECORD_BUDGET_SECONDS".to_owned(),
+                reason: "0: a record needs time to run".to_owned(),
+            });
+        }
         Ok(ConsumerConfig {
             dlq_url: env.dlq_url()?,
+            ledger: LedgerConfig::from_env(env)?,
             max_concurrency: env.max_concurrency()?,
+            record_budget: std::time::Duration::from_secs(seconds),
         })
     }
 
-    /// The batch processor for `consumer`, parking into its DLQ.
+    /// The batch processor for `consumer`, parking into its DLQ once per record.
     pub fn processor(
         &self,
         consumer: &str,
         aws: &aws_config::SdkConfig,
     ) -> crate::batch::BatchProcessor {
         let dlq = crate::dlq::DeadLetterQueue::new(aws_sdk_sqs::Client::new(aws), &self.dlq_url);
-        crate::batch::BatchProcessor::new(consumer, dlq).with_max_concurrency(self.max_concurrency)
+        crate::batch::BatchProcessor::new(consumer, dlq, self.ledger.ledger(aws))
+            .with_max_concurrency(self.max_concurrency)
+            .with_record_budget(self.record_budget)
     }
 }
 
-/// The ledger settings of consumers that use one: `LEDGER_TABLE` and the optional
-/// `LEDGER_RETENTION_HOURS` (how long a completed effect deduplicates; default 48, at least
+/// The ledger every consumer uses: `LEDGER_TABLE` and the optional `LEDGER_RETENTION_HOURS`
+/// (how long a completed entry deduplicates; default 48, at least
 /// 25 so it outlives the 24-hour stream retention).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerConfig {

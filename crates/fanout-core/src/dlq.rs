@@ -4,7 +4,6 @@
 //! (shard, sequence range). A record parked here carries the full stream record and the error,
 //! so it can be inspected and replayed.
 
-use aws_lambda_events::dynamodb::EventRecord;
 use aws_sdk_sqs::Client;
 use serde::{Deserialize, Serialize};
 
@@ -19,7 +18,7 @@ pub struct ParkedRecord {
     /// RFC 3339 time the record was parked.
     pub parked_at: String,
     /// The full stream record, exactly as Lambda delivered it.
-    pub record: EventRecord,
+    pub record: serde_json::Value,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,11 +53,12 @@ impl DeadLetterQueue {
     pub async fn park(
         &self,
         consumer: &str,
-        record: &EventRecord,
+        event_id: &str,
+        record: &serde_json::Value,
         error: &str,
     ) -> Result<(), ParkError> {
         let fail = |message: String| ParkError {
-            event_id: record.event_id.clone(),
+            event_id: event_id.to_owned(),
             queue_url: self.queue_url.clone(),
             message,
         };

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use aws_lambda_events::dynamodb::Event;
 use aws_lambda_events::streams::DynamoDbEventResponse;
 use lambda_runtime::{LambdaEvent, service_fn};
 
@@ -25,7 +24,9 @@ pub async fn serve<H: RecordHandler>(
 ) -> Result<(), lambda_runtime::Error> {
     let processor = Arc::new(processor);
     let handler = Arc::new(handler);
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| {
+    // The event is read record by record in the processor, so one malformed record is parked
+    // alone instead of failing the invocation.
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let processor = Arc::clone(&processor);
         let handler = Arc::clone(&handler);
         async move {

@@ -10,9 +10,15 @@
 //! 3. [`Ledger::complete`]: `UpdateItem` to `COMPLETED`, fenced on the owner token.
 //! 4. On failure, [`Ledger::release`]: `DeleteItem` fenced on the owner token.
 //!
-//! A crash after the effect but before `complete` leaves an `IN_PROGRESS` entry whose lease
-//! lapses at the invocation deadline; the next delivery then repeats the effect. That window
-//! is one network call wide (the `complete` request).
+//! A claim held by another invocation is waited for, bounded by this invocation's own time
+//! ([`TimeBudget`]): when the holder completes, the record is a duplicate; when its lease
+//! lapses (it crashed, or its release failed), the claim is taken over and the effect made. A
+//! holder's crash therefore never spends the mapping's retries and loses the effect.
+//!
+//! The windows, measured in the fault scenarios (README "Reliability"): a crash after the
+//! effect but before `complete` lands, or a `complete` that fails through all its retries,
+//! repeats the effect once, after the lease; `complete` is one network call, retried within
+//! the invocation's remaining time.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,19 +27,22 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use crate::failure::error_chain;
 use crate::outcome::{RecordError, RecordOutcome};
-use crate::time::{epoch_millis, epoch_secs};
+use crate::time::{RESPONSE_MARGIN, TimeBudget, epoch_millis, epoch_secs};
 
 const STATUS_IN_PROGRESS: &str = "IN_PROGRESS";
 const STATUS_COMPLETED: &str = "COMPLETED";
 
-/// Margin added to the invocation deadline for clock skew between Lambda hosts: an
-/// invocation cannot still be running past its deadline, but another host's clock may read
-/// slightly behind ours.
-pub const LEASE_CLOCK_SKEW: Duration = Duration::from_secs(5);
+/// How often a held claim is tried again while waiting for its holder (one conditional
+/// `PutItem` each).
+pub const HELD_CLAIM_POLL: Duration = Duration::from_secs(1);
+
+/// How many times `complete` is sent before its failure is logged (within the remaining time).
+pub const COMPLETE_ATTEMPTS: u32 = 3;
 
 /// The semantic key of one effect, such as `welcome-email#<userId>#<plan>`. Two stream
 /// records for one logical change build the same key and so give one effect.
@@ -77,11 +86,10 @@ pub struct Lease {
 }
 
 impl Lease {
-    /// A lease that lasts until the invocation's deadline (plus [`LEASE_CLOCK_SKEW`]): no
-    /// invocation outlives its deadline, so after it the claim is surely abandoned.
-    pub fn until_deadline(deadline: SystemTime) -> Self {
+    /// The lease of a claim made within `time`: until its deadline plus the clock skew.
+    pub fn of(time: &TimeBudget) -> Self {
         Lease {
-            until: deadline + LEASE_CLOCK_SKEW,
+            until: time.lease_until(),
         }
     }
 
@@ -128,7 +136,7 @@ pub enum ClaimOutcome {
     Claimed(LedgerClaim),
     /// The effect was completed before: skip it.
     AlreadyDone,
-    /// Another invocation holds a live lease: fail the record as retryable.
+    /// Another invocation holds a live lease: wait for it, or fail the record as retryable.
     HeldByAnother { lease_until: Option<SystemTime> },
 }
 
@@ -244,6 +252,16 @@ impl Ledger {
                     let old = failed.item.unwrap_or_default();
                     Ok(match text(&old, "status") {
                         Some(STATUS_COMPLETED) => ClaimOutcome::AlreadyDone,
+                        // The SDK resent our own PutItem after its response was lost: the
+                        // entry is ours.
+                        Some(STATUS_IN_PROGRESS) if text(&old, "owner") == Some(owner.as_str()) => {
+                            ClaimOutcome::Claimed(LedgerClaim {
+                                key: key.clone(),
+                                owner,
+                                lease,
+                                took_over_from: None,
+                            })
+                        }
                         _ => ClaimOutcome::HeldByAnother {
                             lease_until: number(&old, "leaseUntil")
                                 .map(|ms| UNIX_EPOCH + Duration::from_millis(ms)),
@@ -256,7 +274,9 @@ impl Ledger {
         }
     }
 
-    /// Marks the effect done, if the claim is still ours.
+    /// Marks the effect done, if the claim is still ours. Idempotent: when an earlier attempt
+    /// landed (its response was lost), the entry is already COMPLETED under our owner token and
+    /// that is success, not a fenced claim.
     pub async fn complete(&self, claim: &LedgerClaim) -> Result<(), LedgerError> {
         let now = self.clock.now();
         let result = self
@@ -272,9 +292,28 @@ impl Ledger {
             .expression_attribute_values(":inProgress", s(STATUS_IN_PROGRESS))
             .expression_attribute_values(":owner", s(&claim.owner))
             .expression_attribute_values(":nowSecs", n(epoch_secs(now).into()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        fenced("complete", claim, result.map(drop))
+        match result {
+            Err(SdkError::ServiceError(err)) => match err.into_err() {
+                UpdateItemError::ConditionalCheckFailedException(failed) => {
+                    let old = failed.item.unwrap_or_default();
+                    if text(&old, "owner") == Some(claim.owner.as_str())
+                        && text(&old, "status") == Some(STATUS_COMPLETED)
+                    {
+                        Ok(())
+                    } else {
+                        Err(LedgerError::Fenced {
+                            key: claim.key.to_string(),
+                        })
+                    }
+                }
+                other => Err(request_error("complete", &claim.key, &other)),
+            },
+            Err(other) => Err(request_error("complete", &claim.key, &other)),
+            Ok(_) => Ok(()),
+        }
     }
 
     /// Gives the claim up after a failed effect, if it is still ours, so a retry can claim it.
@@ -298,45 +337,125 @@ impl Ledger {
     /// failure). The whole protocol for a consumer's record, in one call.
     ///
     /// - Already completed: `Ok(Duplicate)`, without running the effect.
-    /// - Held by a live lease elsewhere: a retryable error.
-    /// - Effect failed: the claim is released and the effect's error returned.
-    /// - Effect done but `complete` failed: `Ok(Done)` and an error log. The effect happened,
-    ///   so failing the record would only repeat it; the entry stays `IN_PROGRESS` until its
-    ///   lease lapses, the documented one-call window for a repeat.
+    /// - Held by another invocation: tried again every [`HELD_CLAIM_POLL`] until the holder
+    ///   completes (a duplicate) or its lease lapses (taken over), while `time` still allows a
+    ///   record to start; then a retryable error. Each redelivery waits this way, so the
+    ///   mapping's retries outlast any holder's lease.
+    /// - Effect failed: the claim is released and the effect's error returned. A release that
+    ///   fails leaves the claim to lapse; the next delivery takes it over.
+    /// - Effect done: `complete`, tried up to [`COMPLETE_ATTEMPTS`] times within the time left.
+    ///   If every attempt fails the effect still counts as done (failing the record would only
+    ///   repeat it now); the entry lapses and a later delivery repeats it: the documented window.
     pub async fn perform_once<F, Fut>(
         &self,
         key: &EffectKey,
-        lease: Lease,
+        time: &TimeBudget,
         effect: F,
     ) -> Result<RecordOutcome, RecordError>
     where
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<(), RecordError>>,
     {
-        match self.claim(key, lease).await? {
-            ClaimOutcome::AlreadyDone => {
-                tracing::info!(effect_key = %key, "duplicate delivery: effect already done");
-                Ok(RecordOutcome::Duplicate)
+        let claim = match self.claim_waiting(key, time).await? {
+            Some(claim) => claim,
+            None => {
+                tracing::debug!(effect_key = %key, "duplicate delivery: effect already done");
+                return Ok(RecordOutcome::Duplicate);
             }
-            ClaimOutcome::HeldByAnother { lease_until } => Err(RecordError::Retryable(format!(
-                "effect {key} is in progress in another invocation (lease until {:?})",
-                lease_until.map(|t| t.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis())
-            ))),
-            ClaimOutcome::Claimed(claim) => match effect().await {
-                Ok(()) => {
-                    if let Err(err) = self.complete(&claim).await {
-                        tracing::error!(effect_key = %key, error = %err,
-                            "effect done but not marked complete; a redelivery after the lease may repeat it");
-                    }
-                    Ok(RecordOutcome::Done)
+        };
+        match effect().await {
+            Ok(()) => {
+                self.complete_within(&claim, time).await;
+                Ok(RecordOutcome::Done)
+            }
+            Err(effect_error) => {
+                if let Err(err) = self.release(&claim).await {
+                    tracing::warn!(effect_key = %key, error = %err,
+                        "could not release the claim after a failed effect; it lapses with its lease and a redelivery takes it over");
                 }
-                Err(effect_error) => {
-                    if let Err(err) = self.release(&claim).await {
-                        tracing::warn!(effect_key = %key, error = %err, "could not release claim after a failed effect");
+                Err(effect_error)
+            }
+        }
+    }
+
+    /// Claims `key`, waiting for another holder as long as `time` allows. `None` when the
+    /// effect is already done.
+    async fn claim_waiting(
+        &self,
+        key: &EffectKey,
+        time: &TimeBudget,
+    ) -> Result<Option<LedgerClaim>, RecordError> {
+        let lease = Lease::of(time);
+        let mut waited = false;
+        loop {
+            match self.claim(key, lease).await? {
+                ClaimOutcome::Claimed(claim) => return Ok(Some(claim)),
+                ClaimOutcome::AlreadyDone => return Ok(None),
+                ClaimOutcome::HeldByAnother { lease_until } => {
+                    let now = self.clock.now();
+                    let latest = time.latest_start();
+                    if now >= latest {
+                        return Err(RecordError::Retryable(format!(
+                            "effect {key} is held by another invocation (lease until {} ms); this                              invocation's time ran out first",
+                            lease_until.map(epoch_millis).unwrap_or_default()
+                        )));
                     }
-                    Err(effect_error)
+                    if !waited {
+                        tracing::info!(effect_key = %key,
+                            lease_until_ms = lease_until.map(epoch_millis).unwrap_or_default() as u64,
+                            "effect held by another invocation: waiting for it to complete or its lease to lapse");
+                        waited = true;
+                    }
+                    // Until the lease lapses, but look again every poll: a live holder may
+                    // complete first.
+                    let until_lapse = lease_until
+                        .and_then(|t| t.duration_since(now).ok())
+                        .unwrap_or_default()
+                        + Duration::from_millis(50);
+                    let until_latest = latest.duration_since(now).unwrap_or_default();
+                    tokio::time::sleep(HELD_CLAIM_POLL.min(until_lapse).min(until_latest)).await;
                 }
-            },
+            }
+        }
+    }
+
+    /// `complete`, tried again with a short backoff while time is left; each attempt is cut
+    /// off before the record's own cut-off, so a slow or failing `complete` never turns a
+    /// made effect into a failed record (which would repeat it at once).
+    async fn complete_within(&self, claim: &LedgerClaim, time: &TimeBudget) {
+        let mut backoff = Duration::from_millis(100);
+        for attempt in 1..=COMPLETE_ATTEMPTS {
+            let allowed = time.remaining().saturating_sub(RESPONSE_MARGIN * 2);
+            let outcome = match tokio::time::timeout(allowed, self.complete(claim)).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(LedgerError::Request {
+                    operation: "complete",
+                    key: claim.key.to_string(),
+                    message: format!("no answer within the {} ms left", allowed.as_millis()),
+                }),
+            };
+            match outcome {
+                Ok(()) => return,
+                Err(err @ LedgerError::Fenced { .. }) => {
+                    tracing::error!(effect_key = %claim.key, error = %err,
+                        "effect done but the claim was taken over: another invocation may repeat it");
+                    return;
+                }
+                Err(err)
+                    if attempt == COMPLETE_ATTEMPTS
+                        || time.remaining() <= RESPONSE_MARGIN * 2 + backoff =>
+                {
+                    tracing::error!(effect_key = %claim.key, error = %err, attempt,
+                        "effect done but not marked complete; a redelivery after the lease repeats it");
+                    return;
+                }
+                Err(err) => {
+                    tracing::warn!(effect_key = %claim.key, error = %err, attempt,
+                        "marking the effect complete failed; trying again");
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                }
+            }
         }
     }
 }

@@ -8,6 +8,7 @@
 //! - [`outcome`]: the vocabulary of record processing ([`RecordOutcome`], [`RecordError`],
 //!   [`RecordResult`]) and the batch counters ([`BatchMetrics`]).
 //! - [`failure`]: SDK errors classified into record failures; errors as log text.
+//! - [`effect_retry`]: which failed attempts of a non-idempotent effect the SDK may retry.
 //! - [`ledger`]: exactly-once effects through conditional writes to `EffectLedger`.
 //! - [`dlq`]: parking permanent failures with the full record.
 //! - [`batch`]: stream-correct batch processing with partial batch responses.
@@ -22,6 +23,7 @@ pub mod change;
 pub mod config;
 pub mod dlq;
 pub mod domain;
+pub mod effect_retry;
 pub mod failure;
 pub mod lambda;
 pub mod ledger;
@@ -30,13 +32,16 @@ pub mod telemetry;
 pub mod time;
 
 pub use batch::{BatchError, BatchProcessor, BatchReport, HandlerFn, RecordHandler, RecordInput};
-pub use change::{Change, DecodeError, ImageSide, Remover, changed_attributes, item_key};
+pub use change::{
+    Change, DecodeError, ImageSide, Remover, StreamView, changed_attributes, item_key,
+};
 pub use config::{ConfigError, ConsumerConfig, Env, LedgerConfig};
 pub use dlq::{DeadLetterQueue, ParkedRecord};
 pub use domain::{Email, Plan, PlanChange, PlanDirection, User};
 pub use failure::{classify_sdk_error, error_chain};
 pub use ledger::{ClaimOutcome, EffectKey, Lease, Ledger, LedgerClaim, LedgerError};
 pub use outcome::{BatchMetrics, RecordError, RecordOutcome, RecordResult};
+pub use time::TimeBudget;
 
 // Re-exported so consumers and tests use exactly the versions core is built with.
 pub use aws_lambda_events;

@@ -10,10 +10,10 @@ use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::dynamodb::{Event, EventRecord};
 use fanout_core::{
-    BatchError, BatchProcessor, Change, DeadLetterQueue, HandlerFn, ParkedRecord, RecordError,
-    RecordInput, RecordOutcome, RecordResult, User,
+    BatchError, BatchProcessor, Change, DeadLetterQueue, HandlerFn, Lease, Ledger, ParkedRecord,
+    RecordError, RecordInput, RecordOutcome, RecordResult, User,
 };
-use fanout_testkit::resources::create_queue;
+use fanout_testkit::resources::{create_ledger_table, create_queue};
 use fanout_testkit::{fixture_text, local_sdk_config, unique_name};
 use serde_json::json;
 
@@ -57,6 +57,7 @@ fn deadline() -> SystemTime {
 struct Setup {
     sqs: aws_sdk_sqs::Client,
     queue_url: String,
+    ledger: Ledger,
 }
 
 impl Setup {
@@ -64,13 +65,21 @@ impl Setup {
         let sdk = local_sdk_config().await;
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         let queue_url = create_queue(&sqs, &unique_name("dlq")).await.unwrap();
-        Setup { sqs, queue_url }
+        let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+        let table = unique_name("EffectLedger");
+        create_ledger_table(&dynamodb, &table).await.unwrap();
+        Setup {
+            sqs,
+            queue_url,
+            ledger: Ledger::new(dynamodb, table),
+        }
     }
 
     fn processor(&self) -> BatchProcessor {
         BatchProcessor::new(
             "test-consumer",
             DeadLetterQueue::new(self.sqs.clone(), &self.queue_url),
+            self.ledger.clone(),
         )
     }
 
@@ -143,7 +152,8 @@ async fn poison_record_is_parked_with_full_record_and_does_not_block_later_recor
     assert_eq!(parked.len(), 1);
     assert_eq!(parked[0].consumer, "test-consumer");
     assert_eq!(
-        parked[0].record, poison,
+        parked[0].record,
+        serde_json::to_value(&poison).unwrap(),
         "the full record, exactly as delivered"
     );
     assert!(parked[0].error.contains("`version`"), "{}", parked[0].error);
@@ -351,6 +361,7 @@ async fn permanent_failure_that_cannot_be_parked_is_retried_not_dropped() {
     let processor = BatchProcessor::new(
         "test-consumer",
         DeadLetterQueue::new(setup.sqs.clone(), missing_queue),
+        setup.ledger.clone(),
     );
     let records = vec![record(1, "u-a", 1)];
     let expected = seq(&records[0]);
@@ -380,7 +391,7 @@ async fn lease_is_derived_from_the_invocation_deadline() {
         HandlerFn(move |input: RecordInput| {
             let leases = leases.clone();
             async move {
-                leases.lock().unwrap().push(input.lease);
+                leases.lock().unwrap().push(Lease::of(&input.time));
                 Ok(RecordOutcome::Done)
             }
         })
@@ -395,8 +406,100 @@ async fn lease_is_derived_from_the_invocation_deadline() {
         .await
         .unwrap();
     let lease = leases.lock().unwrap()[0];
+    assert_eq!(lease.expires_at(), deadline + fanout_core::time::CLOCK_SKEW);
+}
+
+#[tokio::test]
+async fn a_poison_record_delivered_twice_is_parked_once() {
+    let setup = Setup::new().await;
+    let handler = Arc::new(HandlerFn(|_: RecordInput| async {
+        Err(RecordError::permanent("can never succeed"))
+    }));
+    for _ in 0..2 {
+        let report = setup
+            .processor()
+            .run(
+                event(vec![record(7, "u-poison", 1)]),
+                deadline(),
+                Arc::clone(&handler),
+            )
+            .await
+            .unwrap();
+        assert_eq!(report.results, vec![RecordResult::Parked]);
+        assert!(report.response.batch_item_failures.is_empty());
+    }
     assert_eq!(
-        lease.expires_at(),
-        deadline + fanout_core::ledger::LEASE_CLOCK_SKEW
+        setup.parked().await.len(),
+        1,
+        "the redelivery found it parked already"
     );
+}
+
+#[tokio::test]
+async fn no_record_starts_once_the_time_left_is_below_its_budget() {
+    let setup = Setup::new().await;
+    let started = Arc::new(AtomicUsize::new(0));
+    let handler = {
+        let started = started.clone();
+        HandlerFn(move |_: RecordInput| {
+            let started = started.clone();
+            async move {
+                started.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(1200)).await;
+                Ok(RecordOutcome::Done)
+            }
+        })
+    };
+    // One key, three records of 1.2 s each; 3 s left and a 1 s budget: two start, one not.
+    let records = vec![
+        record(1, "u-a", 1),
+        record(2, "u-a", 2),
+        record(3, "u-a", 3),
+    ];
+    let third = seq(&records[2]);
+    let report = setup
+        .processor()
+        .with_record_budget(Duration::from_secs(1))
+        .run(
+            event(records),
+            SystemTime::now() + Duration::from_secs(3),
+            Arc::new(handler),
+        )
+        .await
+        .unwrap();
+    assert_eq!(started.load(Ordering::SeqCst), 2);
+    assert_eq!(report.results[2], RecordResult::NotRun);
+    let reported: Vec<_> = report
+        .response
+        .batch_item_failures
+        .iter()
+        .filter_map(|f| f.item_identifier.clone())
+        .collect();
+    assert_eq!(reported, vec![third]);
+}
+
+#[tokio::test]
+async fn work_that_would_outlive_the_deadline_is_cut_off_and_the_invocation_still_answers() {
+    let setup = Setup::new().await;
+    let handler = HandlerFn(|_: RecordInput| async {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        Ok(RecordOutcome::Done)
+    });
+    let began = std::time::Instant::now();
+    let report = setup
+        .processor()
+        .with_record_budget(Duration::from_millis(100))
+        .run(
+            event(vec![record(1, "u-slow", 1)]),
+            SystemTime::now() + Duration::from_secs(2),
+            Arc::new(handler),
+        )
+        .await
+        .unwrap();
+    assert!(
+        began.elapsed() < Duration::from_secs(2),
+        "answered before the deadline"
+    );
+    assert!(matches!(&report.results[0], RecordResult::Failed(why) if why.contains("cut off")));
+    assert_eq!(report.response.batch_item_failures.len(), 1);
 }

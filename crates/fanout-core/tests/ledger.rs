@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -10,7 +11,10 @@ use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_runtime_api::box_error::BoxError;
 use fanout_core::ledger::Clock;
-use fanout_core::{ClaimOutcome, EffectKey, Lease, Ledger, LedgerClaim, LedgerError};
+use fanout_core::{
+    ClaimOutcome, EffectKey, Lease, Ledger, LedgerClaim, LedgerError, RecordError, RecordOutcome,
+    TimeBudget,
+};
 use fanout_testkit::resources::create_ledger_table;
 use fanout_testkit::{local_sdk_config, unique_name};
 
@@ -108,7 +112,15 @@ impl Setup {
 }
 
 fn lease() -> Lease {
-    Lease::until_deadline(SystemTime::now() + Duration::from_secs(60))
+    Lease::until(SystemTime::now() + Duration::from_secs(65))
+}
+
+/// An invocation's time: `secs` until its deadline, `budget_secs` per record.
+fn time(secs: u64, budget_secs: u64) -> TimeBudget {
+    TimeBudget::new(
+        SystemTime::now() + Duration::from_secs(secs),
+        Duration::from_secs(budget_secs),
+    )
 }
 
 fn claimed(outcome: ClaimOutcome) -> LedgerClaim {
@@ -218,7 +230,7 @@ async fn lapsed_lease_can_be_reclaimed_and_stale_owner_is_fenced() {
     let stale = claimed(setup.ledger().claim(&key, lease()).await.unwrap());
     // Ten minutes later (past the deadline) another invocation takes the entry over.
     let later = setup.ledger_ahead(Duration::from_secs(600));
-    let fresh_lease = Lease::until_deadline(SystemTime::now() + Duration::from_secs(660));
+    let fresh_lease = Lease::until(SystemTime::now() + Duration::from_secs(665));
     let fresh = claimed(later.claim(&key, fresh_lease).await.unwrap());
     assert_eq!(fresh.took_over_from.as_deref(), Some(stale.owner.as_str()));
 
@@ -240,16 +252,96 @@ async fn lapsed_lease_can_be_reclaimed_and_stale_owner_is_fenced() {
 }
 
 #[tokio::test]
-async fn completed_entry_cannot_be_completed_twice() {
+async fn complete_is_idempotent_for_its_owner_so_a_lost_response_is_no_error() {
     let setup = Setup::new().await;
     let ledger = setup.ledger();
     let key = EffectKey::new("crm-sync", &["event-3"]);
     let claim = claimed(ledger.claim(&key, lease()).await.unwrap());
     ledger.complete(&claim).await.unwrap();
-    assert!(matches!(
-        ledger.complete(&claim).await,
-        Err(LedgerError::Fenced { .. })
-    ));
+    setup.requests.take();
+    // As when the first response was lost and the write is sent again.
+    ledger.complete(&claim).await.unwrap();
+    assert_eq!(
+        setup.requests.take(),
+        vec!["UpdateItem"],
+        "one write, no read"
+    );
+    let item = setup.item(&key).await.unwrap();
+    assert_eq!(item["status"].as_s().unwrap(), "COMPLETED");
+}
+
+#[tokio::test]
+async fn a_claim_left_by_a_crashed_holder_is_waited_for_and_taken_over_not_given_up() {
+    let setup = Setup::new().await;
+    let key = EffectKey::new("welcome-email", &["u-crash", "pro"]);
+    // The holder claimed and died; its lease lapses in two seconds.
+    let dead = claimed(
+        setup
+            .ledger()
+            .claim(
+                &key,
+                Lease::until(SystemTime::now() + Duration::from_secs(2)),
+            )
+            .await
+            .unwrap(),
+    );
+    let effects = AtomicUsize::new(0);
+    let outcome = setup
+        .ledger()
+        .perform_once(&key, &time(30, 5), || async {
+            effects.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(outcome, RecordOutcome::Done);
+    assert_eq!(effects.load(Ordering::SeqCst), 1);
+    let item = setup.item(&key).await.unwrap();
+    assert_eq!(item["status"].as_s().unwrap(), "COMPLETED");
+    assert_ne!(item["owner"].as_s().unwrap(), &dead.owner);
+}
+
+#[tokio::test]
+async fn a_live_holder_that_completes_while_waited_for_makes_a_duplicate() {
+    let setup = Setup::new().await;
+    let key = EffectKey::new("crm-sync", &["u-live", "1", "UserCreated"]);
+    let holder = claimed(setup.ledger().claim(&key, lease()).await.unwrap());
+    let ledger = setup.ledger();
+    let finishing = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        ledger.complete(&holder).await.unwrap();
+    });
+    let outcome = setup
+        .ledger()
+        .perform_once(&key, &time(30, 5), || async {
+            panic!("the holder made the effect; it must not run again")
+        })
+        .await
+        .unwrap();
+    finishing.await.unwrap();
+    assert_eq!(outcome, RecordOutcome::Duplicate);
+}
+
+#[tokio::test]
+async fn a_held_claim_fails_as_retryable_when_this_invocations_time_runs_out_first() {
+    let setup = Setup::new().await;
+    let key = EffectKey::new("welcome-email", &["u-held", "pro"]);
+    claimed(setup.ledger().claim(&key, lease()).await.unwrap());
+    let started = std::time::Instant::now();
+    let outcome = setup
+        .ledger()
+        .perform_once(&key, &time(3, 1), || async { panic!("not claimed") })
+        .await;
+    assert!(
+        matches!(outcome, Err(RecordError::Retryable(ref why)) if why.contains("held by another")),
+        "{outcome:?}"
+    );
+    // It waited until its own latest start (deadline - budget), not longer.
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1500) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
 }
 
 #[tokio::test]

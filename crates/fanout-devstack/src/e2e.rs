@@ -626,17 +626,14 @@ async fn team_flow(
 async fn missing_prerequisite(runner: &Run<'_>, report: &mut E2eReport) {
     let step = Instant::now();
     let identity = "not-verified.example";
+    // Built with the workspace (`make e2e` builds it first), as `make deploy` runs it.
+    let ops = runner.root.join("target/debug/fanout-ops");
     let outcome = runner
         .run(
             "preflight-missing-identity",
             ".",
-            "cargo",
+            &ops.to_string_lossy(),
             &[
-                "run".to_owned(),
-                "--quiet".to_owned(),
-                "-p".to_owned(),
-                "fanout-ops".to_owned(),
-                "--".to_owned(),
                 "preflight".to_owned(),
                 "WelcomeEmail".to_owned(),
                 "-c".to_owned(),

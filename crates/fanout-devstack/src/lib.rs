@@ -4,7 +4,7 @@
 //! - [`servers`]: starts DynamoDB Local (`-sharedDb -inMemory -disableTelemetry`) and
 //!   ministack on free loopback ports, and stops them again (also on failure).
 //! - [`session`]: `up`, `down` and `replay` for a long-running development stack.
-//! - [`watch`]: a consumer binary behind `cargo lambda watch`'s Invoke API.
+//! - [`wiring`]: a registered consumer's binary configured the way its stack does.
 //! - [`demo`]: `make demo`'s scenario (data), its runner and its report; also run against a
 //!   deployed fanout.
 //! - [`e2e`]: `make e2e`: the CDK app deployed into ministack as a local AWS, and proven.
@@ -15,6 +15,7 @@
 
 pub mod demo;
 pub mod e2e;
+pub mod reliability;
 pub mod servers;
 pub mod session;
-pub mod watch;
+pub mod wiring;

@@ -165,6 +165,7 @@ const CORE_LAYERS: &[&str] = &[
     "domain",
     "outcome",
     "failure",
+    "effect_retry",
     "ledger",
     "dlq",
     "batch",

@@ -19,9 +19,10 @@ use crate::context::CdkContext;
 pub const TABLES_STACK: &str = "FanoutTables";
 
 /// The SSM parameters `FanoutTables` writes (`infra/lib/tables-stack.ts`, `PARAMETERS`).
-pub const TABLE_PARAMETERS: [&str; 4] = [
+pub const TABLE_PARAMETERS: [&str; 5] = [
     "/fanout/tables/users/name",
     "/fanout/tables/users/stream-arn",
+    "/fanout/tables/users/stream-view-type",
     "/fanout/tables/ledger/name",
     "/fanout/tables/audit/name",
 ];

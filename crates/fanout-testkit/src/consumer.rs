@@ -34,6 +34,16 @@ impl ConsumerResources {
         }
     }
 
+    /// The variables a consumer reads for these resources (`DLQ_URL`, `LEDGER_TABLE`) and
+    /// `MAX_CONCURRENCY`, for `Env::from_pairs` in a test.
+    pub fn env(&self, max_concurrency: usize) -> Vec<(String, String)> {
+        vec![
+            ("DLQ_URL".to_owned(), self.dlq_url.clone()),
+            ("LEDGER_TABLE".to_owned(), self.ledger_table.clone()),
+            ("MAX_CONCURRENCY".to_owned(), max_concurrency.to_string()),
+        ]
+    }
+
     /// A ledger entry, read consistently (`None` when absent).
     pub async fn ledger_entry(
         &self,

@@ -7,13 +7,16 @@
 //! - [`resources`]: local copies of the tables and queues the CDK app creates.
 //! - [`consumer`]: a consumer test's own ledger and DLQ; a `Users` row writer.
 //! - [`queues`]: reading back a DLQ or an inspection queue.
-//! - with the `services` feature: [`ses_outbox`] (mail ministack accepted) and
-//!   [`search_standin`] (the OpenSearch document API stand-in).
+//! - with the `services` feature: [`ses_outbox`] (mail ministack accepted),
+//!   [`search_standin`] (the OpenSearch document API stand-in) and [`fault_proxy`] (faults
+//!   between a function and a service, per operation and call).
 //!
 //! **Architecture invariant:** testkit depends on no crate of the workspace but the registry
 //! reader, so every crate, core included, can use it for tests without a cycle.
 
 pub mod consumer;
+#[cfg(feature = "services")]
+pub mod fault_proxy;
 pub mod fixtures;
 pub mod local;
 pub mod queues;
@@ -26,5 +29,5 @@ pub mod ses_outbox;
 pub use consumer::{ConsumerResources, put_user};
 /// The consumer registry, re-exported so tests read it the one way there is.
 pub use fanout_registry as registry;
-pub use fixtures::{fixture_path, fixture_text, workspace_root};
+pub use fixtures::{fixture_batch, fixture_path, fixture_text, workspace_root};
 pub use local::{LOCAL_REGION, local_sdk_config, ministack_url, unique_name};

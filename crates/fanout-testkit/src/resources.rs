@@ -47,7 +47,10 @@ fn key(name: &str, kind: KeyType) -> Result<KeySchemaElement, ResourceError> {
         .map_err(|e| fail("key", name, e))
 }
 
-/// `Users`: key `userId`, stream `NEW_AND_OLD_IMAGES`. Returns the stream ARN.
+/// The view of the local `Users` stream, as consumers read it from `STREAM_VIEW_TYPE`.
+pub const USERS_STREAM_VIEW: &str = "NEW_AND_OLD_IMAGES";
+
+/// `Users`: key `userId`, stream [`USERS_STREAM_VIEW`]. Returns the stream ARN.
 pub async fn create_users_table(client: &DynamoDb, name: &str) -> Result<String, ResourceError> {
     let output = client
         .create_table()
@@ -58,7 +61,7 @@ pub async fn create_users_table(client: &DynamoDb, name: &str) -> Result<String,
         .stream_specification(
             StreamSpecification::builder()
                 .stream_enabled(true)
-                .stream_view_type(StreamViewType::NewAndOldImages)
+                .stream_view_type(StreamViewType::from(USERS_STREAM_VIEW))
                 .build()
                 .map_err(|e| fail("stream", name, e))?,
         )

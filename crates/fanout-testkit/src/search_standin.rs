@@ -2,8 +2,10 @@
 //! can be installed here; this one enforces the part of the contract search-warm relies on:
 //!
 //! - `PUT /{index}/_doc/{id}?version=N&version_type=external`: stored when `N` is greater
-//!   than the stored version (also a deleted document's), else `409`
-//!   `version_conflict_engine_exception`.
+//!   than the stored version (also a deleted document's, until its tombstone is collected
+//!   after `index.gc_deletes`, 60 s unless set), else `409` `version_conflict_engine_exception`.
+//! - `PUT /{index}/_settings` with `{"index": {"gc_deletes": "2s"}}` (or `{"index.gc_deletes":
+//!   "2s"}`): how long a deleted document's version is remembered.
 //! - `DELETE /{index}/_doc/{id}?version=N&version_type=external`: the same rule; `404` when
 //!   there is no document.
 //! - `GET /{index}/_doc/{id}`: the document and its `_version`, or `404`.
@@ -17,6 +19,7 @@
 use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::Router;
@@ -31,12 +34,37 @@ pub struct StoredDocument {
     pub version: u64,
     /// `None` once deleted (a tombstone that still holds the version).
     pub source: Option<Value>,
+    /// When it was deleted: the tombstone is collected `gc_deletes` later.
+    pub deleted_at: Option<Instant>,
 }
 
-#[derive(Debug, Default)]
+/// OpenSearch's default `index.gc_deletes`.
+pub const DEFAULT_GC_DELETES: Duration = Duration::from_secs(60);
+
+#[derive(Debug)]
 struct Index {
     strict_fields: Option<HashSet<String>>,
     documents: HashMap<String, StoredDocument>,
+    gc_deletes: Duration,
+}
+
+impl Default for Index {
+    fn default() -> Self {
+        Index {
+            strict_fields: None,
+            documents: HashMap::new(),
+            gc_deletes: DEFAULT_GC_DELETES,
+        }
+    }
+}
+
+impl Index {
+    /// The stored document, unless it is a tombstone older than `gc_deletes` (collected).
+    fn live(&self, id: &str) -> Option<&StoredDocument> {
+        self.documents
+            .get(id)
+            .filter(|d| d.deleted_at.is_none_or(|at| at.elapsed() < self.gc_deletes))
+    }
 }
 
 #[derive(Debug, Default)]
@@ -156,7 +184,7 @@ async fn put_document(
             ),
         );
     }
-    let created = match index_state.documents.get(&id) {
+    let created = match index_state.live(&id) {
         Some(existing) if existing.version >= version => {
             return conflict(&id, existing.version, version);
         }
@@ -168,6 +196,7 @@ async fn put_document(
         StoredDocument {
             version,
             source: Some(source),
+            deleted_at: None,
         },
     );
     let status = if created {
@@ -195,15 +224,16 @@ async fn delete_document(
         Ok(v) => v,
         Err(reply) => return reply,
     };
-    let documents = &mut store.indices.entry(index.clone()).or_default().documents;
-    match documents.get(&id) {
+    let index_state = store.indices.entry(index.clone()).or_default();
+    match index_state.live(&id).cloned() {
         Some(existing) if existing.version >= version => conflict(&id, existing.version, version),
         Some(existing) if existing.source.is_some() => {
-            documents.insert(
+            index_state.documents.insert(
                 id.clone(),
                 StoredDocument {
                     version,
                     source: None,
+                    deleted_at: Some(Instant::now()),
                 },
             );
             reply(
@@ -227,6 +257,7 @@ async fn get_document(
         Some(StoredDocument {
             version,
             source: Some(source),
+            ..
         }) => reply(
             StatusCode::OK,
             json!({"_index": index, "_id": id, "_version": version, "found": true, "_source": source}),
@@ -262,6 +293,36 @@ async fn create_index(
     )
 }
 
+/// `PUT /{index}/_settings`: `index.gc_deletes`, nested or dotted, as `<n>s` or `<n>ms`.
+async fn put_settings(
+    State(store): State<Shared>,
+    Path(index): Path<String>,
+    Json(body): Json<Value>,
+) -> Reply {
+    let raw = body["index"]["gc_deletes"]
+        .as_str()
+        .or_else(|| body["index.gc_deletes"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    let parsed = raw
+        .strip_suffix("ms")
+        .and_then(|n| n.parse().ok().map(Duration::from_millis))
+        .or_else(|| {
+            raw.strip_suffix('s')
+                .and_then(|n| n.parse().ok().map(Duration::from_secs))
+        });
+    let Some(gc_deletes) = parsed else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "illegal_argument_exception",
+            format!("this stand-in only takes index.gc_deletes as <n>s or <n>ms, not {raw:?}"),
+        );
+    };
+    let mut store = store.lock().unwrap_or_else(|p| p.into_inner());
+    store.indices.entry(index).or_default().gc_deletes = gc_deletes;
+    reply(StatusCode::OK, json!({"acknowledged": true}))
+}
+
 async fn set_faults(State(store): State<Shared>, Json(request): Json<FaultRequest>) -> Reply {
     let mut store = store.lock().unwrap_or_else(|p| p.into_inner());
     store.faults = Faults {
@@ -289,6 +350,7 @@ impl SearchStandIn {
             .route("/", get(about))
             .route("/_standin/faults", post(set_faults))
             .route("/{index}", put(create_index))
+            .route("/{index}/_settings", put(put_settings))
             .route(
                 "/{index}/_doc/{id}",
                 put(put_document).delete(delete_document).get(get_document),

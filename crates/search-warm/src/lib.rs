@@ -13,6 +13,12 @@
 //! Responses: 2xx is done; 409 is a duplicate; 404 on delete is done (nothing to delete);
 //! 429 and 5xx and transport errors are retryable; any other 4xx (a mapping error, say) can
 //! never succeed and is parked.
+//!
+//! A user deleted and re-created starts again at a low `version`, while the index remembers
+//! the deletion's version for `index.gc_deletes` (60 s by default): the new user's first write
+//! is refused with 409 although no document exists. So a 409 on an insert whose document is
+//! absent is not a duplicate: the write is tried again, within the record's time, until the
+//! tombstone is collected, and else fails as retryable (never counted as done).
 
 use std::time::{Duration, SystemTime};
 
@@ -23,7 +29,7 @@ use aws_sigv4::http_request::{
 use aws_sigv4::sign::v4;
 use fanout_core::{
     BatchProcessor, Change, ConfigError, ConsumerConfig, Env, RecordError, RecordHandler,
-    RecordInput, RecordOutcome, User,
+    RecordInput, RecordOutcome, StreamView, TimeBudget, User,
 };
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
@@ -31,9 +37,14 @@ use url::Url;
 
 pub const CONSUMER: &str = "search-warm";
 
+/// The least stream view it can work from: upserts take the new image; a delete versions itself from the old one.
+pub const STREAM_VIEW: StreamView = StreamView::NewAndOldImages;
+
 /// Timeouts for one request to the search endpoint: well inside a Lambda timeout, so a hung
 /// connection fails the record (retryable) instead of the whole invocation.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How often a re-created user's first write is tried again while a tombstone refuses it.
+const TOMBSTONE_POLL: Duration = Duration::from_secs(1);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,7 +77,7 @@ impl SearchWarmConfig {
             other => return Err(malformed(format!("{raw:?}: unsupported scheme {other:?}"))),
         }
         Ok(SearchWarmConfig {
-            consumer: ConsumerConfig::from_env(env)?,
+            consumer: ConsumerConfig::from_env(env, STREAM_VIEW)?,
             endpoint,
             index: env
                 .optional("SEARCH_INDEX")
@@ -212,6 +223,48 @@ impl SearchIndex {
         outcome("index", status, false)
     }
 
+    /// Whether a live document of `user_id` exists (a deleted one's tombstone does not count).
+    pub async fn exists(&self, user_id: &str) -> Result<bool, RecordError> {
+        let mut url = self.endpoint.clone();
+        url.path_segments_mut()
+            .map_err(|()| RecordError::permanent("search endpoint cannot be a base URL"))?
+            .pop_if_empty()
+            .extend([self.index.as_str(), "_doc", user_id]);
+        let (status, body) = self.send(Method::GET, url, Vec::new()).await?;
+        match status {
+            StatusCode::OK => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            other => Err(RecordError::Retryable(format!(
+                "search get answered {other}: {body}"
+            ))),
+        }
+    }
+
+    /// Indexes a user that was just created: like [`SearchIndex::upsert`], but a 409 with no
+    /// live document is the tombstone of an earlier incarnation, tried again until collected.
+    pub async fn create(
+        &self,
+        user: &User,
+        time: &TimeBudget,
+    ) -> Result<RecordOutcome, RecordError> {
+        loop {
+            match self.upsert(user).await? {
+                RecordOutcome::Duplicate if !self.exists(&user.user_id).await? => {
+                    if !time.can_start() {
+                        return Err(RecordError::Retryable(format!(
+                            "user {} was deleted and created again; the index still remembers the \
+                             deletion (index.gc_deletes) and refuses version {}",
+                            user.user_id, user.version
+                        )));
+                    }
+                    tracing::debug!(user_id = %user.user_id, "waiting for a deleted document's tombstone to be collected");
+                    tokio::time::sleep(TOMBSTONE_POLL).await;
+                }
+                outcome => return Ok(outcome),
+            }
+        }
+    }
+
     /// Deletes the document of `user`, as the event after its last version.
     pub async fn delete(&self, user: &User) -> Result<RecordOutcome, RecordError> {
         let url = self.document_url(&user.user_id, user.version.saturating_add(1))?;
@@ -351,18 +404,16 @@ impl SearchWarm {
 
 impl RecordHandler for SearchWarm {
     async fn handle(&self, input: RecordInput) -> Result<RecordOutcome, RecordError> {
-        match Change::<User>::from_record(&input.record)? {
-            Change::Insert { new: Some(user) }
-            | Change::Modify {
-                new: Some(user), ..
-            } => self.index.upsert(&user).await,
-            Change::Remove {
-                old: Some(user), ..
-            } => self.index.delete(&user).await,
-            _ => Err(RecordError::permanent(format!(
-                "record {} carries no image; the Users stream must be NEW_AND_OLD_IMAGES",
-                input.record.event_id
-            ))),
+        let record = &input.record;
+        let change = Change::<User>::from_record(record)?;
+        match &change {
+            Change::Insert { .. } => {
+                self.index
+                    .create(change.require_new(record)?, &input.time)
+                    .await
+            }
+            Change::Modify { .. } => self.index.upsert(change.require_new(record)?).await,
+            Change::Remove { .. } => self.index.delete(change.require_old(record)?).await,
         }
     }
 }

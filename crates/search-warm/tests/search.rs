@@ -10,7 +10,7 @@ use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use fanout_core::{BatchProcessor, BatchReport, ConsumerConfig, Env, RecordOutcome, RecordResult};
 use fanout_testkit::search_standin::SearchStandIn;
-use fanout_testkit::{ConsumerResources, fixture_text};
+use fanout_testkit::{ConsumerResources, fixture_batch, fixture_text};
 use search_warm::{CONSUMER, SearchIndex, SearchWarm, SearchWarmConfig};
 use serde_json::json;
 
@@ -32,10 +32,9 @@ impl Setup {
     }
 
     fn with_index(resources: ConsumerResources, search: SearchStandIn, index: SearchIndex) -> Self {
-        let config = ConsumerConfig {
-            dlq_url: resources.dlq_url.clone(),
-            max_concurrency: 4.try_into().unwrap(),
-        };
+        let config =
+            ConsumerConfig::from_env(&Env::from_pairs(resources.env(4)), search_warm::STREAM_VIEW)
+                .unwrap();
         let processor = config.processor(CONSUMER, &resources.aws);
         Setup {
             resources,
@@ -112,10 +111,61 @@ async fn remove_deletes_the_document() {
         setup.deliver("user-remove.json").await.results,
         vec![DUPLICATE]
     );
-    // A stale insert replayed after the delete does not resurrect the user.
+    assert_eq!(setup.version_of("u-2002"), None);
+}
+
+/// Shortens the stand-in's `index.gc_deletes` as an operator can on OpenSearch.
+async fn collect_tombstones_after(setup: &Setup, after: &str) {
+    let status = reqwest::Client::new()
+        .put(format!("{}/{INDEX}/_settings", setup.search.endpoint()))
+        .json(&json!({"index": {"gc_deletes": after}}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert!(status.is_success(), "{status}");
+}
+
+#[tokio::test]
+async fn a_user_deleted_and_created_again_with_a_restarted_version_reaches_the_index() {
+    let setup = Setup::new().await;
+    collect_tombstones_after(&setup, "2s").await;
+    setup.deliver("user-insert-enterprise.json").await;
+    assert_eq!(setup.deliver("user-remove.json").await.results, vec![DONE]);
+    // Created again at version 1: refused while the tombstone (version 2) is remembered, then
+    // written once it is collected, within the record's time.
     assert_eq!(
         setup.deliver("user-insert-enterprise.json").await.results,
-        vec![DUPLICATE]
+        vec![DONE]
+    );
+    assert_eq!(setup.version_of("u-2002"), Some(1));
+}
+
+#[tokio::test]
+async fn a_redelivered_insert_and_remove_end_with_the_user_deleted() {
+    let setup = Setup::new().await;
+    collect_tombstones_after(&setup, "2s").await;
+    let batch = fixture_batch(&["user-insert-enterprise.json", "user-remove.json"]);
+    let handler = Arc::clone(&setup.handler);
+    let timeout = Duration::from_secs(60);
+    let first = setup
+        .processor
+        .run_json(&batch, timeout, Arc::clone(&handler))
+        .await
+        .unwrap();
+    assert_eq!(first.results, vec![DONE, DONE]);
+    // Delivered again (a retry from an earlier failure): the insert cannot tell itself from a
+    // re-creation and waits out the tombstone, and the remove that follows it in stream order
+    // deletes the user again, so the index ends as the table did.
+    let again = setup
+        .processor
+        .run_json(&batch, timeout, handler)
+        .await
+        .unwrap();
+    assert!(
+        again.response.batch_item_failures.is_empty(),
+        "{:?}",
+        again.results
     );
     assert_eq!(setup.version_of("u-2002"), None);
 }
@@ -257,6 +307,7 @@ fn config_requires_an_endpoint_and_refuses_plain_http_off_loopback() {
     let env = |endpoint: &str| {
         Env::from_pairs([
             ("DLQ_URL", "http://127.0.0.1:1/q"),
+            ("LEDGER_TABLE", "IdempotencyLedger"),
             ("SEARCH_ENDPOINT", endpoint),
         ])
     };
@@ -273,7 +324,11 @@ fn config_requires_an_endpoint_and_refuses_plain_http_off_loopback() {
         err.to_string().contains("SEARCH_ENDPOINT") && err.to_string().contains("loopback"),
         "{err}"
     );
-    let err = SearchWarmConfig::from_env(&Env::from_pairs([("DLQ_URL", "x")])).unwrap_err();
+    let err = SearchWarmConfig::from_env(&Env::from_pairs([
+        ("DLQ_URL", "x"),
+        ("LEDGER_TABLE", "IdempotencyLedger"),
+    ]))
+    .unwrap_err();
     assert_eq!(
         err.to_string(),
         "missing environment variable SEARCH_ENDPOINT"

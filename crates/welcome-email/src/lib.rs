@@ -6,14 +6,17 @@
 //! `welcome-email#<userId>#<plan>`, so every stream record of one upgrade sends one email.
 
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
+use fanout_core::effect_retry::UnsentOnlyRetries;
 use fanout_core::{
-    BatchProcessor, Change, ConfigError, ConsumerConfig, EffectKey, Env, Ledger, LedgerConfig,
-    Plan, PlanChange, RecordError, RecordHandler, RecordInput, RecordOutcome, User,
-    classify_sdk_error,
+    BatchProcessor, Change, ConfigError, ConsumerConfig, EffectKey, Env, Ledger, Plan, PlanChange,
+    RecordError, RecordHandler, RecordInput, RecordOutcome, StreamView, User, classify_sdk_error,
 };
 
 /// The consumer's name: its ledger key prefix, log field and metric dimension.
 pub const CONSUMER: &str = "welcome-email";
+
+/// The least stream view it can work from: the old image tells an upgrade from an insert or a repeat.
+pub const STREAM_VIEW: StreamView = StreamView::NewAndOldImages;
 
 /// SES errors that no retry can fix: the request itself is malformed (for example an
 /// invalid recipient address). An unverified sender or a paused account is retryable: an
@@ -23,7 +26,6 @@ const PERMANENT_SES_ERRORS: &[&str] = &["BadRequestException"];
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WelcomeEmailConfig {
     pub consumer: ConsumerConfig,
-    pub ledger: LedgerConfig,
     /// `FROM_ADDRESS`: the verified SES sender.
     pub from_address: String,
 }
@@ -31,8 +33,7 @@ pub struct WelcomeEmailConfig {
 impl WelcomeEmailConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(WelcomeEmailConfig {
-            consumer: ConsumerConfig::from_env(env)?,
-            ledger: LedgerConfig::from_env(env)?,
+            consumer: ConsumerConfig::from_env(env, STREAM_VIEW)?,
             from_address: env.required("FROM_ADDRESS")?,
         })
     }
@@ -64,9 +65,15 @@ impl WelcomeEmail {
         aws: &aws_config::SdkConfig,
         config: &WelcomeEmailConfig,
     ) -> (BatchProcessor, Self) {
+        // SendEmail is not idempotent: the SDK may only retry what was surely not sent.
+        let ses = aws_sdk_sesv2::Client::from_conf(
+            aws_sdk_sesv2::config::Builder::from(aws)
+                .retry_classifier(UnsentOnlyRetries)
+                .build(),
+        );
         let handler = WelcomeEmail::new(
-            config.ledger.ledger(aws),
-            aws_sdk_sesv2::Client::new(aws),
+            config.consumer.ledger.ledger(aws),
+            ses,
             &config.from_address,
         );
         (config.consumer.processor(CONSUMER, aws), handler)
@@ -126,17 +133,32 @@ pub fn welcome_message(user: &User, plan: &Plan) -> (String, String) {
 
 impl RecordHandler for WelcomeEmail {
     async fn handle(&self, input: RecordInput) -> Result<RecordOutcome, RecordError> {
-        let change = Change::<User>::from_record(&input.record)?;
+        let record = &input.record;
+        let change = Change::<User>::from_record(record)?;
+        // A record it cannot judge is never counted as done: an insert needs its new image, a
+        // modify both (was the plan really changed?). A remove never sends mail.
+        match &change {
+            Change::Remove { .. } => return Ok(RecordOutcome::Ignored),
+            Change::Insert { .. } => {
+                change.require_new(record)?;
+            }
+            Change::Modify { .. } => {
+                change.require_old(record)?;
+                change.require_new(record)?;
+            }
+        }
         let Some(plan_change) = PlanChange::from_change(&change) else {
+            tracing::debug!("plan unchanged");
             return Ok(RecordOutcome::Ignored);
         };
-        let (Some(plan), Some(user)) = (plan_change.paid_upgrade(), change.new_image()) else {
+        let Some(plan) = plan_change.paid_upgrade() else {
             tracing::debug!(direction = ?plan_change.direction(), "no move to a paid plan");
             return Ok(RecordOutcome::Ignored);
         };
+        let user = change.require_new(record)?;
         let key = EffectKey::new(CONSUMER, &[&user.user_id, plan.as_str()]);
         self.ledger
-            .perform_once(&key, input.lease, || self.send(user, plan))
+            .perform_once(&key, &input.time, || self.send(user, plan))
             .await
     }
 }

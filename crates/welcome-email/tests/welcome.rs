@@ -36,10 +36,11 @@ impl Setup {
                 .await
                 .unwrap();
         }
-        let config = ConsumerConfig {
-            dlq_url: resources.dlq_url.clone(),
-            max_concurrency: 4.try_into().unwrap(),
-        };
+        let config = ConsumerConfig::from_env(
+            &Env::from_pairs(resources.env(4)),
+            welcome_email::STREAM_VIEW,
+        )
+        .unwrap();
         let processor = config.processor(CONSUMER, &aws);
         let ledger = Ledger::new(aws_sdk_dynamodb::Client::new(&aws), &resources.ledger_table);
         let handler = Arc::new(WelcomeEmail::new(
@@ -293,4 +294,31 @@ fn missing_variable_fails_the_cold_start_naming_it() {
             && stdout.contains("FROM_ADDRESS"),
         "stderr: {stderr}\nstdout: {stdout}"
     );
+}
+
+#[test]
+fn a_stream_view_without_old_images_fails_the_cold_start_naming_both_views() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_welcome-email"))
+        .env_clear()
+        .env("DLQ_URL", "http://127.0.0.1:1/q")
+        .env("LEDGER_TABLE", "EffectLedger")
+        .env("FROM_ADDRESS", "welcome@fanout.example")
+        .env("STREAM_VIEW_TYPE", "NEW_IMAGE")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("STREAM_VIEW_TYPE")
+            && stderr.contains("NEW_IMAGE")
+            && stderr.contains("NEW_AND_OLD_IMAGES"),
+        "stderr: {stderr}"
+    );
+    let full = [
+        ("DLQ_URL", "http://127.0.0.1:1/q"),
+        ("LEDGER_TABLE", "EffectLedger"),
+        ("FROM_ADDRESS", "welcome@fanout.example"),
+        ("STREAM_VIEW_TYPE", "NEW_AND_OLD_IMAGES"),
+    ];
+    assert!(welcome_email::WelcomeEmailConfig::from_env(&Env::from_pairs(full)).is_ok());
 }

@@ -12,7 +12,7 @@ export class SearchWarmStack extends ConsumerStack {
       ...super.statements(settings),
       new iam.PolicyStatement({
         sid: 'WriteUserDocumentsOnly',
-        actions: ['es:ESHttpPut', 'es:ESHttpDelete'],
+        actions: ['es:ESHttpGet', 'es:ESHttpPut', 'es:ESHttpDelete'],
         resources: [this.formatArn({ service: 'es', resource: 'domain', resourceName: `${domain}/${index}/_doc/*` })],
       }),
     ];

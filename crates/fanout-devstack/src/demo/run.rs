@@ -8,21 +8,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use fanout_esm::{
-    FunctionConfig, Invoke, InvokeError, LocalMapping, MappingSettings, RuntimeApiHost,
-};
+use fanout_esm::{Invoke, InvokeError, LocalMapping, MappingSettings, RuntimeApiHost};
 use fanout_registry::{self as registry, ConsumerEntry};
 use fanout_testkit::queues::drain_queue;
-use fanout_testkit::resources::{
-    create_audit_table, create_bus_to_queue, create_ledger_table, create_queue, create_users_table,
-    create_verified_sender, queue_arn,
-};
+use fanout_testkit::resources::create_queue;
 use fanout_testkit::search_standin::SearchStandIn;
 use fanout_testkit::ses_outbox::sent_emails;
 use fanout_testkit::{local_sdk_config, ministack_url};
 use serde_json::Value;
 
 use super::scenario::{Scenario, UserWrite};
+use crate::wiring::{LocalTargets, function_config};
 
 /// Why the demo could not run (as opposed to ran and found something wrong).
 pub type DemoError = Box<dyn std::error::Error + Send + Sync>;
@@ -146,55 +142,6 @@ struct Wired {
     mapping: LocalMapping<Arc<Recorded>>,
 }
 
-/// The local values of the configuration variables consumers read (besides `DLQ_URL`, which
-/// is each consumer's own). A consumer needing a variable not named here fails the demo with
-/// a message saying so.
-struct LocalValues(HashMap<&'static str, String>);
-
-impl LocalValues {
-    fn env_for(
-        &self,
-        entry: &ConsumerEntry,
-        dlq_url: &str,
-    ) -> Result<Vec<(String, String)>, DemoError> {
-        let environment = &entry.settings["environment"];
-        let names = |list: &str| -> Vec<String> {
-            environment[list]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let mut env = Vec::new();
-        for name in names("required") {
-            let value = match name.as_str() {
-                "DLQ_URL" => dlq_url.to_owned(),
-                other => self.0.get(other).cloned().ok_or_else(|| {
-                    format!(
-                        "the demo has no local value for {other}, which {} requires: add one in \
-                         crates/fanout-devstack/src/demo/run.rs (LocalValues)",
-                        entry.crate_name
-                    )
-                })?,
-            };
-            env.push((name, value));
-        }
-        for name in names("optional") {
-            if let Some(value) = self.0.get(name.as_str()) {
-                env.push((name, value.clone()));
-            }
-        }
-        if let Some(max) = entry.settings["function"]["maxConcurrency"].as_u64() {
-            env.retain(|(k, _)| k != "MAX_CONCURRENCY");
-            env.push(("MAX_CONCURRENCY".to_owned(), max.to_string()));
-        }
-        Ok(env)
-    }
-}
-
 /// Runs `scenario` and reports what each consumer did. Run it inside `fanout-local with`.
 pub async fn run(scenario: &Scenario, options: &DemoOptions) -> Result<DemoReport, DemoError> {
     let started = Instant::now();
@@ -205,56 +152,23 @@ pub async fn run(scenario: &Scenario, options: &DemoOptions) -> Result<DemoRepor
     let named = |name: &str| format!("{name}-{run}");
 
     // The resources the CDK app creates, under names unique to this run.
-    let users_table = named("Users");
-    let ledger_table = named("EffectLedger");
-    let audit_table = named("UserAudit");
-    let stream_arn = create_users_table(&dynamodb, &users_table).await?;
-    create_ledger_table(&dynamodb, &ledger_table).await?;
-    create_audit_table(&dynamodb, &audit_table).await?;
-    let crm_queue = create_queue(&sqs, &named("crm-inspection")).await?;
-    let bus = named("crm");
-    create_bus_to_queue(
-        &aws_sdk_eventbridge::Client::new(&aws),
-        &bus,
-        &queue_arn(&sqs, &crm_queue).await?,
-    )
-    .await?;
-    let sender = format!("welcome-{run}@fanout.example");
-    create_verified_sender(&aws_sdk_sesv2::Client::new(&aws), &sender).await?;
-    let search = SearchStandIn::start().await?;
-    let values = LocalValues(HashMap::from([
-        ("LEDGER_TABLE", ledger_table.clone()),
-        ("AUDIT_TABLE", audit_table.clone()),
-        ("FROM_ADDRESS", sender.clone()),
-        ("CRM_EVENT_BUS", bus.clone()),
-        ("SEARCH_ENDPOINT", search.endpoint()),
-        ("SEARCH_INDEX", "users".to_owned()),
-    ]));
+    let local = LocalTargets::create(&aws, &run).await?;
+    let values = local.values(local.search.endpoint());
 
     std::fs::create_dir_all(&options.log_dir)?;
     let mut consumers = Vec::new();
     let mut dlqs = BTreeMap::new();
     for entry in registry::consumers()? {
         let dlq_url = create_queue(&sqs, &named(&format!("{}-dlq", entry.crate_name))).await?;
-        let host = RuntimeApiHost::start(FunctionConfig {
-            name: entry.crate_name.clone(),
-            binary: options.functions_dir.join(&entry.crate_name),
-            env: values.env_for(&entry, &dlq_url)?,
-            timeout: Duration::from_secs(
-                entry.settings["function"]["timeoutSeconds"]
-                    .as_u64()
-                    .unwrap_or(30),
-            ),
-            memory_mib: entry.settings["function"]["memoryMiB"]
-                .as_u64()
-                .and_then(|m| u32::try_from(m).ok())
-                .unwrap_or(256),
-            log: Some(
-                options
-                    .log_dir
-                    .join(format!("{}-{run}.log", entry.crate_name)),
-            ),
-        })
+        let log = options
+            .log_dir
+            .join(format!("{}-{run}.log", entry.crate_name));
+        let host = RuntimeApiHost::start(function_config(
+            &entry,
+            &options.functions_dir,
+            values.env_for(&entry, &dlq_url)?,
+            Some(log),
+        ))
         .await?;
         let function = Arc::new(Recorded {
             host,
@@ -263,7 +177,7 @@ pub async fn run(scenario: &Scenario, options: &DemoOptions) -> Result<DemoRepor
         let settings = MappingSettings::from_json(entry.event_source_mapping())?;
         let mapping = LocalMapping::new(
             &aws,
-            &stream_arn,
+            &local.stream_arn,
             &entry.crate_name,
             &dlq_url,
             settings,
@@ -289,7 +203,7 @@ pub async fn run(scenario: &Scenario, options: &DemoOptions) -> Result<DemoRepor
     for phase in &scenario.phases {
         report.phases.push(phase.say.clone());
         for write in &phase.writes {
-            apply(&dynamodb, &users_table, write).await?;
+            apply(&dynamodb, &local.users_table, write).await?;
         }
         for wired in &mut consumers {
             let polled = wired.mapping.poll_until_idle().await?;
@@ -304,13 +218,13 @@ pub async fn run(scenario: &Scenario, options: &DemoOptions) -> Result<DemoRepor
     }
 
     let targets = Targets {
-        sender,
-        crm_queue,
-        audit_table,
-        ledger_table,
+        sender: local.sender.clone(),
+        crm_queue: local.crm_queue.clone(),
+        audit_table: local.audit_table.clone(),
+        ledger_table: local.ledger_table.clone(),
         dlqs,
     };
-    observe(&aws, &search, &targets, &mut report.observed).await?;
+    observe(&aws, &local.search, &targets, &mut report.observed).await?;
     report.checks = check(scenario, &report);
     report.elapsed = started.elapsed();
     Ok(report)
@@ -462,7 +376,7 @@ fn ministack_url_for(aws: &aws_config::SdkConfig) -> String {
     aws.endpoint_url().unwrap_or_default().to_owned()
 }
 
-pub(crate) async fn scan(
+pub async fn scan(
     dynamodb: &aws_sdk_dynamodb::Client,
     table: &str,
 ) -> Result<Vec<HashMap<String, AttributeValue>>, DemoError> {

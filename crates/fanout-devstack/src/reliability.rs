@@ -1,0 +1,779 @@
+//! The reliability scenarios: faults tried against the real consumer binaries, and what each
+//! did to the effects, as a table (README "Reliability").
+//!
+//! Each row is one scenario for one consumer, on a rig of its own: fresh tables and queues,
+//! the consumer's binary behind a Runtime API host (as Lambda runs it), its services behind
+//! fault proxies (`AWS_ENDPOINT_URL_*`), and its local event source mapping with the
+//! settings its stack deploys (retries, bisection), redelivering as Lambda does. Malformed
+//! input is invoked directly. At the end the effects are counted at the services: emails in
+//! the SES outbox, events behind the CRM bus, documents in the search stand-in, audit rows,
+//! and the DLQ. `lost` is an expected effect never made; `doubled` an effect made more than
+//! once.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use fanout_esm::{Invoke, InvokeError, LocalMapping, MappingSettings, RuntimeApiHost};
+use fanout_registry::ConsumerEntry;
+use fanout_testkit::fault_proxy::{Calls, Fault, FaultProxy, Rule};
+use fanout_testkit::queues::drain_queue;
+use fanout_testkit::resources::create_queue;
+use fanout_testkit::ses_outbox::sent_emails;
+use fanout_testkit::{local_sdk_config, ministack_url, unique_name};
+use serde_json::{Value, json};
+
+use crate::demo::DemoError;
+
+use crate::wiring::{LocalTargets, function_config};
+
+/// Which service a fault sits in front of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upstream {
+    /// DynamoDB Local: the ledger, and audit-log's rows.
+    Dynamodb,
+    /// ministack: SES, EventBridge, SQS (the DLQ).
+    Services,
+    /// The search stand-in.
+    Search,
+}
+
+/// How a scenario drives the consumer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Drive {
+    /// The standard writes (u1 created free, then upgraded to pro), delivered by the mapping.
+    Writes,
+    /// The standard writes; when the held call arrives, the process is killed (SIGKILL); the
+    /// mapping redelivers at once to a fresh process.
+    KillWhenHeld,
+    /// The standard writes; afterwards, once every lease has lapsed and the faults are
+    /// cleared, each delivered batch is delivered once more.
+    RedeliverAfterLease,
+    /// The standard writes and a poison record; afterwards every batch is delivered again.
+    PoisonRedelivered,
+    /// A poison record only.
+    Poison,
+    /// Every batch goes to two processes of the consumer at once.
+    Overlapping,
+    /// The event is invoked directly (not through the mapping).
+    Invoke(Value),
+}
+
+/// One scenario.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub name: &'static str,
+    /// The consumers it applies to (crate names); empty for all.
+    pub consumers: &'static [&'static str],
+    /// Faults, in front of a service.
+    pub faults: Vec<(Upstream, RuleFor)>,
+    pub drive: Drive,
+    /// Short function timing (6 s timeout, 2 s record budget) instead of the registry's.
+    pub short_timing: bool,
+    /// The effects it should make.
+    pub expect: Expect,
+}
+
+/// The effects a scenario should make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expect {
+    /// Those of the standard writes: u1 created free (version 1), then upgraded to pro (2).
+    Standard,
+    /// None.
+    Nothing,
+    /// Those of one upgrade to pro at version 2 of `user` (mail to `email`), except from the
+    /// consumers that cannot judge the record: they park it and make nothing.
+    Upgrade {
+        user: &'static str,
+        email: &'static str,
+        unjudgeable_by: &'static [&'static str],
+    },
+}
+
+impl Expect {
+    /// The effects for `consumer`, as the rig's counting names them.
+    pub fn effects(&self, consumer: &str) -> BTreeSet<String> {
+        match self {
+            Expect::Nothing => BTreeSet::new(),
+            Expect::Standard => match consumer {
+                "welcome-email" => ["u1@example.com | Welcome to Pro".to_owned()].into(),
+                "crm-sync" => [
+                    "crm-sync#u1#1#UserCreated".to_owned(),
+                    "crm-sync#u1#2#UserPlanChanged".to_owned(),
+                ]
+                .into(),
+                "search-warm" => ["u1 v2 pro".to_owned()].into(),
+                _ => ["u1 INSERT".to_owned(), "u1 MODIFY".to_owned()].into(),
+            },
+            Expect::Upgrade {
+                user,
+                email,
+                unjudgeable_by,
+            } => {
+                if unjudgeable_by.contains(&consumer) {
+                    return BTreeSet::new();
+                }
+                let effect = match consumer {
+                    "welcome-email" => format!("{email} | Welcome to Pro"),
+                    "crm-sync" => format!("crm-sync#{user}#2#UserPlanChanged"),
+                    "search-warm" => format!("{user} v2 pro"),
+                    _ => format!("{user} MODIFY"),
+                };
+                [effect].into()
+            }
+        }
+    }
+}
+
+/// A fault rule whose operation depends on the consumer (its effect's operation).
+#[derive(Debug, Clone)]
+pub enum RuleFor {
+    /// The consumer's effect call (SendEmail, PutEvents, PUT _doc, PutItem).
+    Effect(Calls, Fault),
+    /// A named operation.
+    Operation(&'static str, Calls, Fault),
+}
+
+/// The effect call of a consumer: which service, which operation.
+pub fn effect_call(consumer: &str) -> (Upstream, &'static str) {
+    match consumer {
+        "welcome-email" => (Upstream::Services, "SendEmail"),
+        "crm-sync" => (Upstream::Services, "PutEvents"),
+        "search-warm" => (Upstream::Search, "PUT _doc"),
+        _ => (Upstream::Dynamodb, "PutItem"),
+    }
+}
+
+/// The outcome of one scenario for one consumer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    pub scenario: String,
+    pub consumer: String,
+    pub expected: usize,
+    pub made: usize,
+    /// Expected, not made, but its record is in the DLQ (parked, or an OnFailure range).
+    pub in_dlq: usize,
+    pub lost: usize,
+    pub doubled: usize,
+    pub parked: usize,
+    pub on_failure: usize,
+    pub progressed: bool,
+    /// Invocations that failed as a whole (crash, timeout, unreadable event).
+    pub function_errors: usize,
+}
+
+const LEDGER_OPS: &[&str] = &["welcome-email", "crm-sync"];
+const POISONABLE: &[&str] = &["welcome-email", "crm-sync", "search-warm"];
+const ALL: &[&str] = &[];
+
+fn fixture(name: &str) -> Value {
+    serde_json::from_str(&fanout_testkit::fixture_text(name)).unwrap_or(Value::Null)
+}
+
+/// A record of `user-upgrade-free-to-pro.json` whose images carry an attribute of `bytes`.
+fn large_item(bytes: usize) -> Value {
+    let mut event = fixture("user-upgrade-free-to-pro.json");
+    for image in ["NewImage", "OldImage"] {
+        event["Records"][0]["dynamodb"][image]["bio"] = json!({"S": "x".repeat(bytes)});
+    }
+    event
+}
+
+/// Every scenario, in table order.
+pub fn scenarios() -> Vec<Scenario> {
+    use Drive::*;
+    use Expect::*;
+    let s = |name, consumers, faults, drive, short_timing, expect| Scenario {
+        name,
+        consumers,
+        faults,
+        drive,
+        short_timing,
+        expect,
+    };
+    let effect = |calls, fault| RuleFor::Effect(calls, fault);
+    let op = |name, calls, fault| RuleFor::Operation(name, calls, fault);
+    let upgrade = |user, email, unjudgeable_by| Upgrade {
+        user,
+        email,
+        unjudgeable_by,
+    };
+    let u1001 = |unjudgeable_by| upgrade("u-1001", "u-1001@example.com", unjudgeable_by);
+    let slow = Fault::Latency(Duration::from_secs(8));
+    let overlap = Fault::Latency(Duration::from_secs(2));
+    vec![
+        s("no fault", ALL, vec![], Writes, false, Standard),
+        s(
+            "ledger claim throttled beyond the SDK's retries",
+            LEDGER_OPS,
+            vec![(
+                Upstream::Dynamodb,
+                op("PutItem", Calls::First(4), Fault::dynamodb_throttle()),
+            )],
+            Writes,
+            false,
+            Standard,
+        ),
+        s(
+            "effect answers 500 once, then succeeds",
+            ALL,
+            vec![(
+                Upstream::Services,
+                effect(Calls::Nth(1), Fault::Status(500)),
+            )],
+            Writes,
+            false,
+            Standard,
+        ),
+        s(
+            "effect's response dropped once",
+            ALL,
+            vec![(
+                Upstream::Services,
+                effect(Calls::Nth(1), Fault::DropResponse),
+            )],
+            Writes,
+            false,
+            Standard,
+        ),
+        s(
+            "effect's response always dropped",
+            ALL,
+            vec![(
+                Upstream::Services,
+                effect(Calls::Every, Fault::DropResponse),
+            )],
+            Writes,
+            false,
+            Standard,
+        ),
+        s(
+            "complete fails once",
+            LEDGER_OPS,
+            vec![(
+                Upstream::Dynamodb,
+                op("UpdateItem", Calls::Nth(1), Fault::Status(500)),
+            )],
+            Writes,
+            false,
+            Standard,
+        ),
+        s(
+            "complete fails every time; the batch redelivered after the lease",
+            LEDGER_OPS,
+            vec![(
+                Upstream::Dynamodb,
+                op("UpdateItem", Calls::Every, Fault::Status(500)),
+            )],
+            RedeliverAfterLease,
+            true,
+            Standard,
+        ),
+        s(
+            "SIGKILL after the claim, before the effect",
+            LEDGER_OPS,
+            vec![(Upstream::Services, effect(Calls::Nth(1), Fault::Hold))],
+            KillWhenHeld,
+            false,
+            Standard,
+        ),
+        s(
+            "SIGKILL after the effect, before complete",
+            LEDGER_OPS,
+            vec![(
+                Upstream::Dynamodb,
+                op("UpdateItem", Calls::Nth(1), Fault::Hold),
+            )],
+            KillWhenHeld,
+            false,
+            Standard,
+        ),
+        s(
+            "release fails after a failed effect",
+            LEDGER_OPS,
+            vec![
+                (
+                    Upstream::Services,
+                    effect(Calls::Nth(1), Fault::Status(500)),
+                ),
+                (
+                    Upstream::Dynamodb,
+                    op("DeleteItem", Calls::First(3), Fault::Status(500)),
+                ),
+            ],
+            Writes,
+            true,
+            Standard,
+        ),
+        s(
+            "DLQ unavailable while a poison record must be parked",
+            POISONABLE,
+            vec![(
+                Upstream::Services,
+                op("SendMessage", Calls::First(3), Fault::Status(503)),
+            )],
+            Poison,
+            false,
+            Nothing,
+        ),
+        s(
+            "effect slower than the deadline",
+            ALL,
+            vec![(Upstream::Services, effect(Calls::Nth(1), slow))],
+            Writes,
+            true,
+            Standard,
+        ),
+        s(
+            "two processes given overlapping batches while the effect is slow",
+            ALL,
+            vec![(Upstream::Services, effect(Calls::First(2), overlap))],
+            Overlapping,
+            false,
+            Standard,
+        ),
+        s(
+            "a batch with a poison record, delivered twice",
+            POISONABLE,
+            vec![],
+            PoisonRedelivered,
+            false,
+            Standard,
+        ),
+        s(
+            "not a DynamoDB event",
+            ALL,
+            vec![],
+            Invoke(fixture("malformed/not-a-dynamodb-event.json")),
+            false,
+            Nothing,
+        ),
+        s(
+            "a record without `dynamodb` beside a good one",
+            ALL,
+            vec![],
+            Invoke(fixture("malformed/record-without-dynamodb.json")),
+            false,
+            upgrade("u-1002", "u-1002@example.com", &[]),
+        ),
+        s(
+            "a record without SequenceNumber",
+            ALL,
+            vec![],
+            Invoke(fixture("malformed/record-without-sequence-number.json")),
+            false,
+            u1001(&[]),
+        ),
+        s(
+            "a KEYS_ONLY record",
+            ALL,
+            vec![],
+            Invoke(fixture("user-upgrade-keys-only.json")),
+            false,
+            u1001(&["welcome-email", "crm-sync", "search-warm"]),
+        ),
+        s(
+            "a NEW_IMAGE-only record",
+            ALL,
+            vec![],
+            Invoke(fixture("user-upgrade-new-image-only.json")),
+            false,
+            u1001(&["welcome-email", "crm-sync"]),
+        ),
+        s(
+            "a 390 KB item",
+            ALL,
+            vec![],
+            Invoke(large_item(390 * 1024)),
+            false,
+            u1001(&[]),
+        ),
+        s(
+            "unicode and emoji in every string field",
+            ALL,
+            vec![],
+            Invoke(fixture("user-upgrade-unicode.json")),
+            false,
+            upgrade("ü-1001-用户-🦀", "zoe.nunez@example.com", &[]),
+        ),
+    ]
+}
+
+/// One consumer's rig for one scenario.
+struct Rig {
+    entry: ConsumerEntry,
+    aws: aws_config::SdkConfig,
+    local: LocalTargets,
+    dlq_url: String,
+    proxies: HashMap<&'static str, FaultProxy>,
+    hosts: Vec<Arc<RuntimeApiHost>>,
+    mapping: LocalMapping<Arc<Recording>>,
+    recording: Arc<Recording>,
+    function_timeout: Duration,
+}
+
+/// The invoker the mapping drives: one process, or two at once; remembers every batch.
+struct Recording {
+    hosts: Vec<Arc<RuntimeApiHost>>,
+    delivered: Mutex<Vec<Value>>,
+    function_errors: Mutex<usize>,
+}
+
+impl Invoke for Recording {
+    async fn invoke(&self, event: Value) -> Result<Value, InvokeError> {
+        if let Ok(mut delivered) = self.delivered.lock() {
+            delivered.push(event.clone());
+        }
+        let first = match self.hosts.as_slice() {
+            [one] => one.invoke(event).await,
+            [one, two, ..] => tokio::join!(one.invoke(event.clone()), two.invoke(event)).0,
+            [] => Err(InvokeError::Transport("no function process".to_owned())),
+        };
+        if first.is_err()
+            && let Ok(mut errors) = self.function_errors.lock()
+        {
+            *errors += 1;
+        }
+        first
+    }
+}
+
+impl Rig {
+    async fn new(
+        entry: ConsumerEntry,
+        scenario: &Scenario,
+        functions_dir: &Path,
+        log_dir: &Path,
+    ) -> Result<Rig, DemoError> {
+        let aws = local_sdk_config().await;
+        let sqs = aws_sdk_sqs::Client::new(&aws);
+        let run = unique_name("r");
+        let local = LocalTargets::create(&aws, &run).await?;
+        let dlq_url = create_queue(&sqs, &format!("dlq-{run}")).await?;
+
+        let mut proxies = HashMap::new();
+        let dynamodb_url = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap_or_default();
+        proxies.insert("dynamodb", FaultProxy::start(&dynamodb_url).await?);
+        proxies.insert("services", FaultProxy::start(&ministack_url()).await?);
+        proxies.insert("search", FaultProxy::start(&local.search.endpoint()).await?);
+        let proxy_of = |upstream: Upstream| match upstream {
+            Upstream::Dynamodb => "dynamodb",
+            Upstream::Services => "services",
+            Upstream::Search => "search",
+        };
+        for (upstream, rule) in &scenario.faults {
+            let (upstream, rule) = match rule {
+                RuleFor::Effect(calls, fault) => {
+                    let (upstream, operation) = effect_call(&entry.crate_name);
+                    (upstream, Rule::new(operation, *calls, fault.clone()))
+                }
+                RuleFor::Operation(operation, calls, fault) => {
+                    (*upstream, Rule::new(operation, *calls, fault.clone()))
+                }
+            };
+            if let Some(proxy) = proxies.get(proxy_of(upstream)) {
+                proxy.add(rule);
+            }
+        }
+
+        let mut values = local.values(proxies["search"].endpoint());
+        if scenario.short_timing {
+            values.set("RECORD_BUDGET_SECONDS", "2");
+        }
+        let mut env = values.env_for(&entry, &dlq_url)?;
+        if scenario.short_timing {
+            env.retain(|(k, _)| k != "RECORD_BUDGET_SECONDS");
+            env.push(("RECORD_BUDGET_SECONDS".to_owned(), "2".to_owned()));
+        }
+        let services = proxies["services"].endpoint();
+        for (variable, value) in [
+            ("AWS_ENDPOINT_URL_DYNAMODB", proxies["dynamodb"].endpoint()),
+            ("AWS_ENDPOINT_URL_SQS", services.clone()),
+            ("AWS_ENDPOINT_URL_SESV2", services.clone()),
+            ("AWS_ENDPOINT_URL_EVENTBRIDGE", services),
+        ] {
+            env.push((variable.to_owned(), value));
+        }
+        let copies = if scenario.drive == Drive::Overlapping {
+            2
+        } else {
+            1
+        };
+        let mut hosts = Vec::new();
+        let mut function_timeout = Duration::ZERO;
+        for copy in 0..copies {
+            let mut config = function_config(
+                &entry,
+                functions_dir,
+                env.clone(),
+                Some(log_dir.join(format!("{}-{run}-{copy}.log", entry.crate_name))),
+            );
+            if scenario.short_timing {
+                config.timeout = Duration::from_secs(6);
+            }
+            function_timeout = config.timeout;
+            hosts.push(Arc::new(RuntimeApiHost::start(config).await?));
+        }
+        let recording = Arc::new(Recording {
+            hosts: hosts.clone(),
+            delivered: Mutex::new(Vec::new()),
+            function_errors: Mutex::new(0),
+        });
+        let settings = MappingSettings {
+            max_batching_window: Duration::ZERO,
+            ..MappingSettings::from_json(entry.event_source_mapping())?
+        };
+        let mapping = LocalMapping::new(
+            &aws,
+            &local.stream_arn,
+            &entry.crate_name,
+            &dlq_url,
+            settings,
+            Arc::clone(&recording),
+        );
+        Ok(Rig {
+            entry,
+            aws,
+            local,
+            dlq_url,
+            proxies,
+            hosts,
+            mapping,
+            recording,
+            function_timeout,
+        })
+    }
+
+    async fn put(&self, user: &str, plan: &str, version: Value) -> Result<(), DemoError> {
+        let version = match version {
+            Value::Number(n) => AttributeValue::N(n.to_string()),
+            other => AttributeValue::S(other.as_str().unwrap_or_default().to_owned()),
+        };
+        aws_sdk_dynamodb::Client::new(&self.aws)
+            .put_item()
+            .table_name(&self.local.users_table)
+            .item("userId", AttributeValue::S(user.to_owned()))
+            .item("email", AttributeValue::S(format!("{user}@example.com")))
+            .item("plan", AttributeValue::S(plan.to_owned()))
+            .item("version", version)
+            .item(
+                "updatedAt",
+                AttributeValue::S("2026-11-23T10:00:00Z".to_owned()),
+            )
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    async fn standard_writes(&self) -> Result<(), DemoError> {
+        self.put("u1", "free", json!(1)).await?;
+        self.put("u1", "pro", json!(2)).await
+    }
+
+    async fn deliver(&mut self) -> Result<(), DemoError> {
+        // Until idle twice: a retry may still be running when the stream looks idle.
+        self.mapping.poll_until_idle().await?;
+        self.mapping.poll_until_idle().await?;
+        Ok(())
+    }
+
+    async fn redeliver_all(&self) -> Result<(), DemoError> {
+        let batches = self
+            .recording
+            .delivered
+            .lock()
+            .map(|d| d.clone())
+            .unwrap_or_default();
+        for batch in batches {
+            let _ = self.recording.invoke(batch).await;
+        }
+        Ok(())
+    }
+
+    /// Every effect made, one entry per effect (duplicates repeat), as `expected` names them.
+    async fn effects(&self) -> Result<Vec<String>, DemoError> {
+        Ok(match self.entry.crate_name.as_str() {
+            "welcome-email" => sent_emails(&ministack_url(), &self.local.sender)
+                .await?
+                .iter()
+                .map(|e| format!("{} | {}", e.to.join(","), e.subject))
+                .collect(),
+            "crm-sync" => drain_queue(&aws_sdk_sqs::Client::new(&self.aws), &self.local.crm_queue)
+                .await?
+                .iter()
+                .filter_map(|body| serde_json::from_str::<Value>(body).ok())
+                .map(|e| {
+                    e["detail"]["idempotencyKey"]
+                        .as_str()
+                        .unwrap_or("?")
+                        .to_owned()
+                })
+                .collect(),
+            "search-warm" => self
+                .local
+                .search
+                .documents("users")
+                .iter()
+                .map(|(id, version, source)| {
+                    format!("{id} v{version} {}", source["plan"].as_str().unwrap_or("?"))
+                })
+                .collect(),
+            _ => {
+                let rows = crate::demo::run::scan(
+                    &aws_sdk_dynamodb::Client::new(&self.aws),
+                    &self.local.audit_table,
+                )
+                .await?;
+                let text = |row: &HashMap<String, AttributeValue>, name: &str| {
+                    row.get(name)
+                        .and_then(|v| v.as_s().ok())
+                        .cloned()
+                        .unwrap_or_default()
+                };
+                // A row per stream record: named by its user and event, so a second row for
+                // one record shows as a repeat.
+                rows.iter()
+                    .map(|row| format!("{} {}", text(row, "userId"), text(row, "eventName")))
+                    .collect()
+            }
+        })
+    }
+
+    /// (parked, on-failure) messages in the DLQ.
+    async fn dlq(&self) -> Result<(usize, usize), DemoError> {
+        let bodies = drain_queue(&aws_sdk_sqs::Client::new(&self.aws), &self.dlq_url).await?;
+        let parked = bodies
+            .iter()
+            .filter(|b| {
+                serde_json::from_str::<Value>(b)
+                    .ok()
+                    .is_some_and(|m| m.get("record").is_some())
+            })
+            .count();
+        Ok((parked, bodies.len() - parked))
+    }
+}
+
+/// Runs one scenario for one consumer and counts what happened.
+pub async fn run_row(
+    entry: ConsumerEntry,
+    scenario: &Scenario,
+    functions_dir: &Path,
+    log_dir: &Path,
+) -> Result<Row, DemoError> {
+    let consumer = entry.crate_name.clone();
+    let mut rig = Rig::new(entry, scenario, functions_dir, log_dir).await?;
+    match &scenario.drive {
+        Drive::Writes | Drive::Overlapping => {
+            rig.standard_writes().await?;
+            rig.deliver().await?;
+        }
+        Drive::KillWhenHeld => {
+            rig.standard_writes().await?;
+            let held_proxy = match scenario.faults.first() {
+                Some((_, RuleFor::Effect(..))) => match effect_call(&consumer).0 {
+                    Upstream::Dynamodb => "dynamodb",
+                    Upstream::Services => "services",
+                    Upstream::Search => "search",
+                },
+                _ => "dynamodb",
+            };
+            let host = Arc::clone(&rig.hosts[0]);
+            let proxies = &rig.proxies;
+            let killer = async {
+                proxies[held_proxy].held().await;
+                host.kill();
+            };
+            let (delivered, ()) = tokio::join!(rig.mapping.poll_until_idle(), killer);
+            delivered?;
+            rig.deliver().await?;
+        }
+        Drive::RedeliverAfterLease => {
+            rig.standard_writes().await?;
+            rig.deliver().await?;
+            for proxy in rig.proxies.values() {
+                proxy.clear();
+            }
+            tokio::time::sleep(
+                rig.function_timeout + fanout_core::time::CLOCK_SKEW + Duration::from_secs(1),
+            )
+            .await;
+            rig.redeliver_all().await?;
+        }
+        Drive::Poison => {
+            rig.put("mallory", "pro", json!("seven")).await?;
+            rig.deliver().await?;
+        }
+        Drive::PoisonRedelivered => {
+            rig.standard_writes().await?;
+            rig.put("mallory", "pro", json!("seven")).await?;
+            rig.deliver().await?;
+            rig.redeliver_all().await?;
+        }
+        Drive::Invoke(event) => {
+            let _ = rig.recording.invoke(event.clone()).await;
+        }
+    }
+    let progressed = match &scenario.drive {
+        Drive::Invoke(_) => true,
+        _ => rig.mapping.poll().await?.invocations.is_empty(),
+    };
+    let made_list = rig.effects().await?;
+    let (parked, on_failure) = rig.dlq().await?;
+    let expected = scenario.expect.effects(&consumer);
+    let made: BTreeSet<String> = made_list
+        .iter()
+        .filter(|e| expected.contains(*e))
+        .cloned()
+        .collect();
+    // An expected effect not made is in the DLQ when the DLQ holds the record (parked, or in
+    // an OnFailure range to redrive); else it is lost.
+    let unmade = expected.len() - made.len();
+    let in_dlq = if parked + on_failure > 0 { unmade } else { 0 };
+    let function_errors = rig
+        .recording
+        .function_errors
+        .lock()
+        .map(|e| *e)
+        .unwrap_or(0);
+    Ok(Row {
+        scenario: scenario.name.to_owned(),
+        consumer,
+        expected: expected.len(),
+        made: made.len(),
+        in_dlq,
+        lost: unmade - in_dlq,
+        // Effects made more than once (search-warm's are document states: never repeated).
+        doubled: made_list.len() - made_list.iter().collect::<BTreeSet<_>>().len(),
+        parked,
+        on_failure,
+        progressed,
+        function_errors,
+    })
+}
+
+/// The table of rows, Markdown.
+pub fn table(rows: &[Row]) -> String {
+    let mut out = String::from(
+        "| scenario | consumer | expected | made | in DLQ | lost | doubled | parked | on-failure | function errors | shard progressed |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for row in rows {
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            row.scenario,
+            row.consumer,
+            row.expected,
+            row.made,
+            row.in_dlq,
+            row.lost,
+            row.doubled,
+            row.parked,
+            row.on_failure,
+            row.function_errors,
+            if row.progressed { "yes" } else { "NO" }
+        ));
+    }
+    out
+}
