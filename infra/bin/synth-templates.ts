@@ -5,9 +5,9 @@
 // Without an account and region the stacks are env-agnostic.
 import * as cdk from 'aws-cdk-lib';
 import { buildApp } from '../lib/app';
-import { cdkJsonContext } from '../lib/settings';
+import { cdkJsonContext, EXAMPLE_CONTEXT } from '../lib/settings';
 
 const [outdir = 'cdk.out.lint', account, region] = process.argv.slice(2);
-const app = new cdk.App({ outdir, context: { ...cdkJsonContext(), 'aws:cdk:bundling-stacks': [] } });
+const app = new cdk.App({ outdir, context: { ...cdkJsonContext(), ...EXAMPLE_CONTEXT, 'aws:cdk:bundling-stacks': [] } });
 buildApp(app, { account, region });
 app.synth();

@@ -5,7 +5,7 @@ import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
-import { context } from './deployment';
+import { alarmSubscribers, context } from './deployment';
 import { ConsumerSettings } from './settings';
 import { StreamConsumer } from './stream-consumer';
 import { PARAMETERS } from './tables-stack';
@@ -28,9 +28,12 @@ export class ConsumerStack extends cdk.Stack {
   constructor(scope: Construct, id: string, props: ConsumerStackProps) {
     super(scope, id, props);
     this.alarmTopic = new sns.Topic(this, 'Alarms', { enforceSSL: true, displayName: `fanout ${props.settings.crate} alarms` });
-    const email = this.node.tryGetContext('fanout:alarmEmail');
-    if (typeof email === 'string' && email !== '') {
-      this.alarmTopic.addSubscription(new subscriptions.EmailSubscription(email));
+    for (const subscriber of alarmSubscribers(this, props.settings.crate, props.settings.alarms.subscriptions)) {
+      this.alarmTopic.addSubscription(
+        subscriber.kind === 'email'
+          ? new subscriptions.EmailSubscription(subscriber.address)
+          : new subscriptions.UrlSubscription(subscriber.url, { protocol: sns.SubscriptionProtocol.HTTPS }),
+      );
     }
     NagSuppressions.addResourceSuppressions(this.alarmTopic, [
       {

@@ -12,7 +12,8 @@ export function context(scope: Construct, key: string): string {
   return value;
 }
 
-function optionalContext(scope: Construct, key: string): string | undefined {
+/** An optional deployment choice; empty counts as unset. */
+export function optionalContext(scope: Construct, key: string): string | undefined {
   const value = scope.node.tryGetContext(`fanout:${key}`);
   return typeof value === 'string' && value !== '' ? value : undefined;
 }
@@ -44,4 +45,47 @@ export function buildProfile(scope: Construct): string {
     throw new Error(`CDK context fanout:buildProfile must be release or dev, not ${JSON.stringify(value)}`);
   }
   return value;
+}
+
+/** Who an alarm reaches: an email address, or an HTTPS endpoint (a chat webhook). */
+export type AlarmSubscriber = { kind: 'email'; address: string } | { kind: 'https'; url: string };
+
+/**
+ * The alarm subscribers of one consumer: its registry entry's `alarms.subscriptions` when set,
+ * else `fanout:alarmSubscriptions` (app-wide: a comma-separated list, a JSON list in
+ * cdk.json, or `none`). No default: a stack whose alarms would reach nobody fails synthesis
+ * unless the settings say `none` on purpose.
+ */
+export function alarmSubscribers(scope: Construct, crate: string, own: string[] | string | undefined): AlarmSubscriber[] {
+  const where = own !== undefined ? `consumers/${crate}.json alarms.subscriptions` : 'CDK context fanout:alarmSubscriptions';
+  const raw = own ?? scope.node.tryGetContext('fanout:alarmSubscriptions');
+  const entries = (Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(',') : [])
+    .map((entry: unknown) => (typeof entry === 'string' ? entry.trim() : ''))
+    .filter((entry: string) => entry !== '');
+  if (entries.length === 1 && entries[0] === 'none') return [];
+  if (entries.length === 0) {
+    throw new Error(
+      `${crate}: its alarms would reach nobody. Set ${where} to the email addresses and HTTPS endpoints that ` +
+        `should hear them (-c fanout:alarmSubscriptions=oncall@example.com,https://chat.example.com/hook), ` +
+        `or to "none" to deploy without a subscriber on purpose.`,
+    );
+  }
+  return entries.map((entry: string) => {
+    if (entry === 'none') throw new Error(`${where}: "none" cannot be listed beside subscribers`);
+    if (/^https:\/\/[^\s/]+/.test(entry)) return { kind: 'https', url: entry };
+    if (/^[^\s@/:]+@[^\s@/:]+\.[^\s@/:]+$/.test(entry)) return { kind: 'email', address: entry };
+    throw new Error(`${where}: ${JSON.stringify(entry)} is neither an email address nor an https:// endpoint`);
+  });
+}
+
+/**
+ * `fanout:localAws`: `true` when deploying into a local AWS (ministack), which refuses
+ * metric-math alarms; the Stopped alarm is then left out (README, local AWS gaps). @default
+ * false: every AWS synthesis has every alarm.
+ */
+export function localAws(scope: Construct): boolean {
+  const given = scope.node.tryGetContext('fanout:localAws');
+  const value = typeof given === 'boolean' ? String(given) : (optionalContext(scope, 'localAws') ?? 'false');
+  if (!['true', 'false'].includes(value)) throw new Error(`CDK context fanout:localAws must be true or false, not ${JSON.stringify(value)}`);
+  return value === 'true';
 }

@@ -27,6 +27,22 @@ export interface EventSourceMappingSettings {
   why: string;
 }
 
+export interface AlarmSettings {
+  /** IteratorAgeHigh: how far behind the stream the consumer may fall. */
+  iteratorAgeMaxSeconds: number;
+  /**
+   * DlqOldestMessageAge: how old the oldest DLQ message may get. An OnFailure message only
+   * points at a stream range, trimmed 24 h after the write: at most half of
+   * `24 h - maximumRecordAgeSeconds`, so there is time to redrive.
+   */
+  dlqOldestMessageMaxSeconds: number;
+  /** Stopped: minutes of Users writes without one invocation before it fires. */
+  stoppedAfterMinutes: number;
+  /** Who hears the alarms, overriding `fanout:alarmSubscriptions`; `none` for nobody. */
+  subscriptions?: string[] | 'none';
+  why: string;
+}
+
 export interface ConsumerSettings {
   /** The stack name, such as `WelcomeEmail`. */
   stack: string;
@@ -46,7 +62,7 @@ export interface ConsumerSettings {
    * stack is deployed; `fanout-ops preflight` checks each (README "Deploy").
    */
   prerequisites: string[];
-  alarms: { iteratorAgeMaxSeconds: number };
+  alarms: AlarmSettings;
   environment: {
     required: string[];
     optional: string[];
@@ -98,6 +114,14 @@ function validate(name: string, s: ConsumerSettings): void {
   if (esm.batchSize < 1 || esm.batchSize > 10000) fail('batchSize must be 1..10000');
   if (esm.maxBatchingWindowSeconds < 0 || esm.maxBatchingWindowSeconds > 300) fail('maxBatchingWindowSeconds must be 0..300');
   if (s.alarms.iteratorAgeMaxSeconds > 2 * 3600) fail('the iterator-age alarm must fire long before 24 h: at most 2 h');
+  const redriveWindow = STREAM_RETENTION_SECONDS - esm.maximumRecordAgeSeconds;
+  if (!(s.alarms.dlqOldestMessageMaxSeconds >= 60) || s.alarms.dlqOldestMessageMaxSeconds > redriveWindow / 2) {
+    fail(`alarms.dlqOldestMessageMaxSeconds must be 60..${redriveWindow / 2}: half of what the stream keeps after maximumRecordAgeSeconds, so an OnFailure range is redriven before it is trimmed`);
+  }
+  if (!Number.isInteger(s.alarms.stoppedAfterMinutes) || s.alarms.stoppedAfterMinutes < 5 || s.alarms.stoppedAfterMinutes > 1440) {
+    fail('alarms.stoppedAfterMinutes must be a whole number of minutes, 5..1440');
+  }
+  if (typeof s.alarms.why !== 'string' || s.alarms.why === '') fail('alarms.why must say why these thresholds');
   if (s.function.timeoutSeconds > 900) fail('timeoutSeconds must be at most 900');
   const budget = s.function.recordBudgetSeconds;
   if (!(budget >= 1) || s.function.timeoutSeconds < 2 * budget + 5) {
@@ -120,6 +144,15 @@ function validate(name: string, s: ConsumerSettings): void {
     }
   }
 }
+
+/**
+ * The deployment's own choices for synthesis outside a deployment (tests, template linting):
+ * alarm subscribers of both kinds and an operator role, so every shape is asserted and linted.
+ */
+export const EXAMPLE_CONTEXT: Record<string, string> = {
+  'fanout:alarmSubscriptions': 'oncall@example.com,https://chat.example.com/hooks/fanout',
+  'fanout:operatorRoleArn': 'arn:aws:iam::111111111111:role/fanout-operator',
+};
 
 /** The context in cdk.json, for synthesis outside the CDK CLI (tests, template linting). */
 export function cdkJsonContext(): Record<string, unknown> {

@@ -3,8 +3,8 @@ import * as cdk from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import { SqsDlq } from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
@@ -12,10 +12,17 @@ import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { RustFunction } from 'cargo-lambda-cdk';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
-import { architecture, buildProfile } from './deployment';
+import { architecture, buildProfile, localAws, optionalContext } from './deployment';
 import { ConsumerSettings } from './settings';
 import { ensureRustToolchain } from './toolchain';
 import { PARAMETERS } from './tables-stack';
+
+/** What the account may do with a DLQ key: administer it, never encrypt or decrypt with it. */
+const KEY_ADMIN_ACTIONS = [
+  'kms:Create*', 'kms:Describe*', 'kms:Enable*', 'kms:List*', 'kms:Put*', 'kms:Update*', 'kms:Revoke*',
+  'kms:Disable*', 'kms:Get*', 'kms:Delete*', 'kms:TagResource', 'kms:UntagResource',
+  'kms:ScheduleKeyDeletion', 'kms:CancelKeyDeletion', 'kms:RotateKeyOnDemand',
+];
 
 /** The workspace manifest the functions build from. */
 export const WORKSPACE_MANIFEST = path.join(__dirname, '..', '..', '..', 'Cargo.toml');
@@ -26,9 +33,12 @@ export interface StreamConsumerProps {
   readonly environment: Record<string, string>;
   /** Consumer-specific permissions: exact resources only. */
   readonly statements: iam.PolicyStatement[];
-  /** Where alarms go. */
+  /** Where alarms go, and where they say they are OK again. */
   readonly alarmTopic: sns.ITopic;
 }
+
+/** The EMF counters core writes per batch (namespace `fanout`, dimension `Consumer`). */
+export const BATCH_COUNTERS = ['Processed', 'Ignored', 'Duplicate', 'RetryableFailed', 'Parked'] as const;
 
 /**
  * What every consumer shares: the Rust function, its own DLQ, the DynamoDB Streams event
@@ -41,6 +51,8 @@ export class StreamConsumer extends Construct {
   readonly role: iam.Role;
   readonly mapping: lambda.EventSourceMapping;
   readonly alarms: cloudwatch.Alarm[];
+  readonly dlqKey: kms.Key;
+  readonly dashboard: cloudwatch.Dashboard;
 
   constructor(scope: Construct, id: string, props: StreamConsumerProps) {
     super(scope, id);
@@ -50,9 +62,51 @@ export class StreamConsumer extends Construct {
     // Read at deploy time from SSM: no cross-stack export, so this stack deploys alone.
     const streamArn = ssm.StringParameter.valueForStringParameter(this, PARAMETERS.usersStreamArn);
 
-    // Parked records (full record + error) and the ESM's OnFailure batch metadata.
+    // Parked records hold whole user images: encrypted with a key of their own, which only
+    // this function (parking, and the mapping's OnFailure delivery under its role) and the
+    // operator role may use. The account may administer the key but not use it.
+    this.role = new iam.Role(this, 'Role', {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: `${settings.crate}: its log group, the Users stream, its DLQ and its own target only`,
+    });
+    const operatorRoleArn = optionalContext(this, 'operatorRoleArn');
+    const keyPolicy = new iam.PolicyDocument({
+      statements: [
+        new iam.PolicyStatement({
+          sid: 'AccountAdministersButCannotUse',
+          principals: [new iam.AccountRootPrincipal()],
+          actions: KEY_ADMIN_ACTIONS,
+          resources: ['*'],
+        }),
+        new iam.PolicyStatement({
+          sid: 'FunctionParksAndMappingDeliversOnFailure',
+          principals: [new iam.ArnPrincipal(this.role.roleArn)],
+          actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
+          resources: ['*'],
+        }),
+        ...(operatorRoleArn
+          ? [
+              new iam.PolicyStatement({
+                sid: 'OperatorReadsForRedrive',
+                principals: [new iam.ArnPrincipal(operatorRoleArn)],
+                actions: ['kms:Decrypt'],
+                resources: ['*'],
+              }),
+            ]
+          : []),
+      ],
+    });
+    this.dlqKey = new kms.Key(this, 'DlqKey', {
+      enableKeyRotation: true,
+      description: `fanout ${settings.crate}: its DLQ (parked records hold personal data)`,
+      policy: keyPolicy,
+      removalPolicy: cdk.RemovalPolicy.RETAIN,
+    });
     this.dlq = new sqs.Queue(this, 'Dlq', {
-      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      encryption: sqs.QueueEncryption.KMS,
+      encryptionMasterKey: this.dlqKey,
+      // How long SQS reuses a data key before asking KMS again: fewer KMS requests.
+      dataKeyReuse: cdk.Duration.minutes(5),
       enforceSSL: true,
       retentionPeriod: cdk.Duration.days(14),
     });
@@ -62,10 +116,6 @@ export class StreamConsumer extends Construct {
       removalPolicy: cdk.RemovalPolicy.RETAIN,
     });
 
-    this.role = new iam.Role(this, 'Role', {
-      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
-      description: `${settings.crate}: its log group, the Users stream, its DLQ and its own target only`,
-    });
     const statements = [
       new iam.PolicyStatement({
         sid: 'OwnLogGroup',
@@ -133,44 +183,15 @@ export class StreamConsumer extends Construct {
       retryAttempts: esm.maximumRetryAttempts,
       maxRecordAge: cdk.Duration.seconds(esm.maximumRecordAgeSeconds),
       reportBatchItemFailures: esm.reportBatchItemFailures,
-      onFailure: new SqsDlq(this.dlq),
+      // The mapping delivers OnFailure records under the function's role, which ParkInOwnDlq
+      // and the key policy already allow; SqsDlq would add a second, wildcard grant.
+      onFailure: { bind: () => ({ destination: this.dlq.queueArn }) },
       filters: esm.filters.length > 0 ? esm.filters.map((pattern) => ({ pattern: JSON.stringify(pattern) })) : undefined,
     });
     this.mapping.node.addDependency(policy);
 
-    const action = new cwActions.SnsAction(props.alarmTopic);
-    const alarm = (alarmId: string, metric: cloudwatch.IMetric, threshold: number, description: string) => {
-      const created = new cloudwatch.Alarm(this, alarmId, {
-        metric,
-        threshold,
-        evaluationPeriods: 1,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-        alarmDescription: description,
-      });
-      created.addAlarmAction(action);
-      return created;
-    };
-    this.alarms = [
-      alarm(
-        'DlqNotEmpty',
-        this.dlq.metricApproximateNumberOfMessagesVisible({ period: cdk.Duration.minutes(1), statistic: 'Maximum' }),
-        0,
-        `${settings.crate}: records are parked in the DLQ (permanent failures, or a batch the mapping gave up on). See README "When an alarm fires".`,
-      ),
-      alarm(
-        'IteratorAgeHigh',
-        fn.metric('IteratorAge', { period: cdk.Duration.minutes(5), statistic: 'Maximum' }),
-        settings.alarms.iteratorAgeMaxSeconds * 1000,
-        `${settings.crate}: the stream is ${settings.alarms.iteratorAgeMaxSeconds} s behind; records expire after 24 h.`,
-      ),
-      alarm(
-        'FunctionErrors',
-        fn.metricErrors({ period: cdk.Duration.minutes(5), statistic: 'Sum' }),
-        0,
-        `${settings.crate}: invocations failed as a whole (crash, timeout, or a batch that could not be reported).`,
-      ),
-    ];
+    this.alarms = this.createAlarms(settings, fn, props.alarmTopic);
+    this.dashboard = this.createDashboard(settings, fn);
 
     NagSuppressions.addResourceSuppressions(
       policy,
@@ -193,5 +214,133 @@ export class StreamConsumer extends Construct {
     NagSuppressions.addResourceSuppressions(this.dlq, [
       { id: 'AwsSolutions-SQS3', reason: 'This queue is itself the dead-letter queue of the consumer (parked records and the OnFailure destination).' },
     ]);
+  }
+
+  /**
+   * The alarms, each with its missing-data rule and why. ALARM and OK both go to the topic, so
+   * whoever was woken also hears that it is over.
+   */
+  private createAlarms(settings: ConsumerSettings, fn: lambda.IFunction, topic: sns.ITopic): cloudwatch.Alarm[] {
+    const action = new cwActions.SnsAction(topic);
+    const alarm = (
+      alarmId: string,
+      metric: cloudwatch.IMetric,
+      threshold: number,
+      treatMissingData: cloudwatch.TreatMissingData,
+      description: string,
+    ) => {
+      const created = new cloudwatch.Alarm(this, alarmId, {
+        metric,
+        threshold,
+        evaluationPeriods: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        treatMissingData,
+        alarmDescription: `${settings.crate}: ${description} See README "When an alarm fires".`,
+      });
+      created.addAlarmAction(action);
+      created.addOkAction(action);
+      return created;
+    };
+    const { alarms } = settings;
+    const minutes = (n: number) => cdk.Duration.minutes(n);
+    const created = [
+      // Missing: SQS stops reporting an idle, empty queue; nothing is waiting.
+      alarm(
+        'DlqNotEmpty',
+        this.dlq.metricApproximateNumberOfMessagesVisible({ period: minutes(1), statistic: 'Maximum' }),
+        0,
+        cloudwatch.TreatMissingData.NOT_BREACHING,
+        'records are in the DLQ (parked permanent failures, or a batch the mapping gave up on).',
+      ),
+      // Missing: as above, an idle queue holds no message to age.
+      alarm(
+        'DlqOldestMessageAge',
+        this.dlq.metricApproximateAgeOfOldestMessage({ period: minutes(5), statistic: 'Maximum' }),
+        alarms.dlqOldestMessageMaxSeconds,
+        cloudwatch.TreatMissingData.NOT_BREACHING,
+        `a DLQ message is older than ${alarms.dlqOldestMessageMaxSeconds} s; an OnFailure range must be redriven before the stream trims it (24 h after the write).`,
+      ),
+      // Missing: no invocation reports no iterator age; Stopped watches for that.
+      alarm(
+        'IteratorAgeHigh',
+        fn.metric('IteratorAge', { period: minutes(5), statistic: 'Maximum' }),
+        alarms.iteratorAgeMaxSeconds * 1000,
+        cloudwatch.TreatMissingData.NOT_BREACHING,
+        `the stream is more than ${alarms.iteratorAgeMaxSeconds} s behind; records expire after 24 h.`,
+      ),
+      // Missing: no invocation, no error; Stopped watches for that.
+      alarm(
+        'FunctionErrors',
+        fn.metricErrors({ period: minutes(5), statistic: 'Sum' }),
+        0,
+        cloudwatch.TreatMissingData.NOT_BREACHING,
+        'invocations failed as a whole (crash, timeout, or a batch that could not be reported).',
+      ),
+      // Missing: no invocation attempted, none throttled; Stopped watches for that.
+      alarm(
+        'Throttles',
+        fn.metricThrottles({ period: minutes(5), statistic: 'Sum' }),
+        0,
+        cloudwatch.TreatMissingData.NOT_BREACHING,
+        'invocations were throttled (reserved concurrency too low, or set to zero).',
+      ),
+    ];
+    if (!localAws(this)) {
+      // Users writes without a single invocation: a disabled mapping or a function throttled
+      // to zero, which every other alarm reads as silence. FILL makes both series whole, so
+      // missing data never decides it.
+      const period = minutes(alarms.stoppedAfterMinutes);
+      const usersTable = ssm.StringParameter.valueForStringParameter(this, PARAMETERS.usersTableName);
+      const stopped = new cloudwatch.MathExpression({
+        expression: 'IF(FILL(writes, 0) > 0 AND FILL(invocations, 0) == 0, 1, 0)',
+        usingMetrics: {
+          writes: new cloudwatch.Metric({
+            namespace: 'AWS/DynamoDB',
+            metricName: 'ConsumedWriteCapacityUnits',
+            dimensionsMap: { TableName: usersTable },
+            statistic: 'Sum',
+            period,
+          }),
+          invocations: fn.metricInvocations({ statistic: 'Sum', period }),
+        },
+        period,
+        label: 'writes without invocations',
+      });
+      created.push(
+        alarm(
+          'Stopped',
+          stopped,
+          0,
+          cloudwatch.TreatMissingData.NOT_BREACHING,
+          `the Users table took writes for ${alarms.stoppedAfterMinutes} min and the function was not invoked once (mapping disabled, or throttled to zero).`,
+        ),
+      );
+    }
+    return created;
+  }
+
+  /** One dashboard per consumer: the stream, the function, the DLQ and core's counters. */
+  private createDashboard(settings: ConsumerSettings, fn: lambda.IFunction): cloudwatch.Dashboard {
+    const period = cdk.Duration.minutes(5);
+    const counter = (name: string) =>
+      new cloudwatch.Metric({ namespace: 'fanout', metricName: name, dimensionsMap: { Consumer: settings.crate }, statistic: 'Sum', period });
+    const dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
+      dashboardName: `fanout-${settings.crate}`,
+      defaultInterval: cdk.Duration.hours(6),
+    });
+    dashboard.addWidgets(
+      new cloudwatch.GraphWidget({ title: 'Iterator age (ms)', left: [fn.metric('IteratorAge', { statistic: 'Maximum', period })] }),
+      new cloudwatch.GraphWidget({
+        title: 'Invocations, errors, throttles',
+        left: [fn.metricInvocations({ period }), fn.metricErrors({ period }), fn.metricThrottles({ period })],
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'DLQ depth and oldest message (s)',
+        left: [this.dlq.metricApproximateNumberOfMessagesVisible({ statistic: 'Maximum', period })],
+        right: [this.dlq.metricApproximateAgeOfOldestMessage({ statistic: 'Maximum', period })],
+      }),
+      new cloudwatch.GraphWidget({ title: 'Records per batch outcome', left: BATCH_COUNTERS.map(counter), stacked: true }),
+    );
+    return dashboard;
   }
 }

@@ -4,13 +4,13 @@ import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
 import * as cdk from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import { Template } from 'aws-cdk-lib/assertions';
+import { Match, Template } from 'aws-cdk-lib/assertions';
 import { buildApp } from '../lib/app';
-import { cdkJsonContext } from '../lib/settings';
+import { cdkJsonContext, EXAMPLE_CONTEXT } from '../lib/settings';
 import { ensureRustToolchain } from '../lib/toolchain';
 
 function synthWith(context: Record<string, string>) {
-  const app = new cdk.App({ context: { ...cdkJsonContext(), ...context, 'aws:cdk:bundling-stacks': [] } });
+  const app = new cdk.App({ context: { ...cdkJsonContext(), ...EXAMPLE_CONTEXT, ...context, 'aws:cdk:bundling-stacks': [] } });
   return buildApp(app, {});
 }
 
@@ -25,6 +25,33 @@ describe('deployment settings', () => {
   it('refuses an architecture or build profile it does not know', () => {
     assert.throws(() => synthWith({ 'fanout:architecture': 'riscv' }), /fanout:architecture must be arm64 or x86_64/);
     assert.throws(() => synthWith({ 'fanout:buildProfile': 'fast' }), /fanout:buildProfile must be release or dev/);
+  });
+
+  it('a stack whose alarms would reach nobody fails synthesis, naming the setting', () => {
+    assert.throws(() => synthWith({ 'fanout:alarmSubscriptions': '' }), /its alarms would reach nobody\. Set CDK context fanout:alarmSubscriptions/);
+    assert.throws(() => synthWith({ 'fanout:alarmSubscriptions': 'pager' }), /"pager" is neither an email address nor an https:\/\/ endpoint/);
+    assert.throws(() => synthWith({ 'fanout:alarmSubscriptions': 'http://chat.example.com/hook' }), /neither an email address nor an https/);
+    // "none" on purpose: a topic without subscribers.
+    const none = Template.fromStack(synthWith({ 'fanout:alarmSubscriptions': 'none' }).consumers.AuditLog);
+    none.resourceCountIs('AWS::SNS::Subscription', 0);
+  });
+
+  it('subscribes every listed email address and HTTPS endpoint to each consumer topic', () => {
+    for (const stack of Object.values(synthWith({}).consumers)) {
+      const template = Template.fromStack(stack);
+      template.resourceCountIs('AWS::SNS::Subscription', 2);
+      template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'oncall@example.com' });
+      template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'https', Endpoint: 'https://chat.example.com/hooks/fanout' });
+    }
+  });
+
+  it('fanout:localAws leaves out only the metric-math Stopped alarm', () => {
+    const aws = Template.fromStack(synthWith({}).consumers.CrmSync);
+    const local = Template.fromStack(synthWith({ 'fanout:localAws': 'true' }).consumers.CrmSync);
+    const count = (t: Template) => Object.keys(t.findResources('AWS::CloudWatch::Alarm')).length;
+    assert.equal(count(aws) - count(local), 1);
+    assert.equal(Object.keys(local.findResources('AWS::CloudWatch::Alarm', { Properties: { Metrics: Match.anyValue() } })).length, 0);
+    assert.throws(() => synthWith({ 'fanout:localAws': 'yes' }), /fanout:localAws must be true or false/);
   });
 
   it('a missing required context value is named', () => {

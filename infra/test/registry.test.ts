@@ -9,7 +9,7 @@ import * as cdk from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { buildApp } from '../lib/app';
 import { CONSUMER_STACKS } from '../lib/consumers';
-import { cdkJsonContext, REGISTRY_DIR } from '../lib/settings';
+import { cdkJsonContext, EXAMPLE_CONTEXT, REGISTRY_DIR } from '../lib/settings';
 
 /** The shipped registry plus one consumer, `Reporter`, that exists only in this test. */
 function registryWithReporter(): string {
@@ -33,7 +33,7 @@ function registryWithReporter(): string {
 
 describe('a fifth consumer declared only in the registry', () => {
   assert.equal(CONSUMER_STACKS.Reporter, undefined, 'the test consumer must have no stack class of its own');
-  const app = new cdk.App({ context: { ...cdkJsonContext(), 'aws:cdk:bundling-stacks': [] } });
+  const app = new cdk.App({ context: { ...cdkJsonContext(), ...EXAMPLE_CONTEXT, 'aws:cdk:bundling-stacks': [] } });
   const built = buildApp(app, { account: '111111111111', region: 'eu-west-1' }, registryWithReporter());
   app.synth();
   const stack = built.consumers.Reporter;

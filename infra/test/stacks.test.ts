@@ -2,6 +2,7 @@ import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
 import { Match } from 'aws-cdk-lib/assertions';
 import { NAMES, settings, tablesTemplate, templates, built } from './synth';
+import { BATCH_COUNTERS } from '../lib/stream-consumer';
 
 describe('tables stack', () => {
   it('Users has key userId, a NEW_AND_OLD_IMAGES stream, PITR and is retained', () => {
@@ -99,23 +100,69 @@ for (const name of NAMES) {
       assert.ok(esm.maximumRecordAgeSeconds <= 12 * 3600);
     });
 
-    it('has its own encrypted, long-retention DLQ', () => {
+    it('has its own long-retention DLQ under a rotating key only the function and the operator may use', () => {
       template.resourceCountIs('AWS::SQS::Queue', 1);
-      template.hasResourceProperties('AWS::SQS::Queue', { SqsManagedSseEnabled: true, MessageRetentionPeriod: 14 * 24 * 3600 });
+      template.hasResourceProperties('AWS::SQS::Queue', {
+        MessageRetentionPeriod: 14 * 24 * 3600,
+        KmsMasterKeyId: { 'Fn::GetAtt': [Match.stringLikeRegexp('DlqKey'), 'Arn'] },
+      });
+      template.resourceCountIs('AWS::KMS::Key', 1);
+      const key = Object.values(template.findResources('AWS::KMS::Key'))[0];
+      assert.equal(key.Properties.EnableKeyRotation, true);
+      const statements = key.Properties.KeyPolicy.Statement as { Sid: string; Action: string | string[]; Principal: unknown }[];
+      const actions = (sid: string) => [statements.find((st) => st.Sid === sid)?.Action ?? []].flat();
+      // The account administers the key and cannot use it: no statement but the function's
+      // and the operator's grants encrypt or decrypt.
+      for (const st of statements) {
+        const granted = [st.Action].flat();
+        const uses = granted.filter((a) => /^kms:(Decrypt|Encrypt|GenerateDataKey|ReEncrypt|\*)/.test(a));
+        if (st.Sid === 'FunctionParksAndMappingDeliversOnFailure' || st.Sid === 'OperatorReadsForRedrive') continue;
+        assert.deepEqual(uses, [], `${st.Sid} lets ${JSON.stringify(st.Principal)} use the key`);
+      }
+      assert.deepEqual(actions('FunctionParksAndMappingDeliversOnFailure').sort(), ['kms:Decrypt', 'kms:GenerateDataKey']);
+      assert.deepEqual(actions('OperatorReadsForRedrive'), ['kms:Decrypt']);
     });
 
-    it('alarms on a non-empty DLQ, iterator age far below 24 h, and function errors, to its topic', () => {
-      template.resourceCountIs('AWS::CloudWatch::Alarm', 3);
-      const topic = { Ref: Match.stringLikeRegexp('^Alarms') };
+    it('alarms on the DLQ (depth and age), iterator age, errors, throttles and a stopped consumer, ALARM and OK to its topic', () => {
+      const topic = Object.keys(template.findResources('AWS::SNS::Topic'))[0];
+      const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm'));
+      assert.equal(alarms.length, 6);
+      for (const alarm of alarms) {
+        assert.deepEqual(alarm.Properties.AlarmActions, [{ Ref: topic }]);
+        assert.deepEqual(alarm.Properties.OKActions, [{ Ref: topic }]);
+        assert.ok(alarm.Properties.TreatMissingData, 'every alarm states its missing-data rule');
+      }
       template.hasResourceProperties('AWS::CloudWatch::Alarm', {
-        MetricName: 'ApproximateNumberOfMessagesVisible', Namespace: 'AWS/SQS', Threshold: 0,
-        ComparisonOperator: 'GreaterThanThreshold', AlarmActions: [topic],
+        MetricName: 'ApproximateNumberOfMessagesVisible', Namespace: 'AWS/SQS', Threshold: 0, ComparisonOperator: 'GreaterThanThreshold',
       });
       template.hasResourceProperties('AWS::CloudWatch::Alarm', {
-        MetricName: 'IteratorAge', Statistic: 'Maximum', Threshold: s.alarms.iteratorAgeMaxSeconds * 1000, AlarmActions: [topic],
+        MetricName: 'ApproximateAgeOfOldestMessage', Namespace: 'AWS/SQS', Threshold: s.alarms.dlqOldestMessageMaxSeconds,
+      });
+      assert.ok(
+        s.alarms.dlqOldestMessageMaxSeconds <= (24 * 3600 - esm.maximumRecordAgeSeconds) / 2,
+        'the DLQ-age alarm must leave time to redrive an OnFailure range before the stream trims it',
+      );
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        MetricName: 'IteratorAge', Statistic: 'Maximum', Threshold: s.alarms.iteratorAgeMaxSeconds * 1000,
       });
       assert.ok(s.alarms.iteratorAgeMaxSeconds <= 2 * 3600, 'iterator-age threshold must be far below 24 h');
-      template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'Errors', Namespace: 'AWS/Lambda', AlarmActions: [topic] });
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'Errors', Namespace: 'AWS/Lambda' });
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'Throttles', Namespace: 'AWS/Lambda' });
+      // Stopped: writes to Users with no invocation over its window, whole series (FILL).
+      const stopped = alarms.find((a) => a.Properties.Metrics);
+      assert.ok(stopped, 'no Stopped alarm');
+      const expression = stopped.Properties.Metrics.find((m: { Expression?: string }) => m.Expression).Expression as string;
+      assert.match(expression, /FILL\(writes, 0\) > 0 AND FILL\(invocations, 0\) == 0/);
+      const periods = stopped.Properties.Metrics.filter((m: { MetricStat?: unknown }) => m.MetricStat).map((m: { MetricStat: { Period: number } }) => m.MetricStat.Period);
+      assert.deepEqual(periods, [s.alarms.stoppedAfterMinutes * 60, s.alarms.stoppedAfterMinutes * 60]);
+    });
+
+    it('has a dashboard of the stream, the function, the DLQ and the batch counters', () => {
+      template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
+      const body = JSON.stringify(Object.values(template.findResources('AWS::CloudWatch::Dashboard'))[0].Properties.DashboardBody);
+      for (const metric of ['IteratorAge', 'Invocations', 'Errors', 'Throttles', 'ApproximateNumberOfMessagesVisible', 'ApproximateAgeOfOldestMessage', ...BATCH_COUNTERS]) {
+        assert.ok(body.includes(metric), `the dashboard shows no ${metric}`);
+      }
     });
   });
 }

@@ -7,7 +7,7 @@
 import * as cdk from 'aws-cdk-lib';
 import { Annotations, Template } from 'aws-cdk-lib/assertions';
 import { buildApp } from '../lib/app';
-import { cdkJsonContext, ConsumerName, loadSettings } from '../lib/settings';
+import { cdkJsonContext, EXAMPLE_CONTEXT, ConsumerName, loadSettings } from '../lib/settings';
 
 export const settings = loadSettings();
 
@@ -25,7 +25,7 @@ if (NAMES.length === 0) throw new Error(`FANOUT_CONSUMER=${process.env.FANOUT_CO
 export const CONCRETE_ENV = { account: '111111111111', region: 'eu-west-1' };
 
 function synthesize(env: cdk.Environment) {
-  const app = new cdk.App({ context: { ...cdkJsonContext(), 'aws:cdk:bundling-stacks': [] } });
+  const app = new cdk.App({ context: { ...cdkJsonContext(), ...EXAMPLE_CONTEXT, 'aws:cdk:bundling-stacks': [] } });
   const built = buildApp(app, env);
   app.synth();
   const allStacks: cdk.Stack[] = [built.tables, ...NAMES.map((n) => built.consumers[n])];

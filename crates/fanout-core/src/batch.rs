@@ -31,6 +31,8 @@ use tracing::Instrument;
 
 use crate::change::item_key;
 use crate::dlq::DeadLetterQueue;
+use crate::domain::User;
+use crate::failure::scrub_personal;
 use crate::ledger::{EffectKey, Ledger};
 use crate::outcome::{BatchMetrics, RecordError, RecordOutcome, RecordResult};
 use crate::time::{RESPONSE_MARGIN, TimeBudget};
@@ -342,6 +344,18 @@ struct RecordSlot {
 }
 
 impl RecordSlot {
+    /// `text` without the personal values of this record's images, nor any email address.
+    fn scrub(&self, text: &str) -> String {
+        let image_values = ["NewImage", "OldImage"].into_iter().flat_map(|image| {
+            User::PERSONAL_FIELDS.iter().filter_map(move |field| {
+                self.raw["dynamodb"][image][*field]["S"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+        });
+        scrub_personal(text, &image_values.collect::<Vec<_>>())
+    }
+
     /// The record's eventID, or for a record without one a stable name from its JSON, so a
     /// redelivery is recognised.
     fn event_id(&self) -> String {
@@ -468,7 +482,9 @@ async fn run_key<H: RecordHandler>(
                     .await
             }
             Err(why) => {
-                let reason = format!("record {event_id} is not a DynamoDB stream record: {why}");
+                let reason = slot.scrub(&format!(
+                    "record {event_id} is not a DynamoDB stream record: {why}"
+                ));
                 park_or_fail(parking, &slot, reason, &time)
                     .instrument(span)
                     .await
@@ -515,16 +531,19 @@ async fn run_record<H: RecordHandler>(
             RecordResult::Succeeded(outcome)
         }
         Ok(Err(RecordError::Retryable(reason))) => {
+            let reason = slot.scrub(&reason);
             tracing::warn!(error = %reason, "record failed, will be retried");
             RecordResult::Failed(reason)
         }
-        Ok(Err(RecordError::Permanent(reason))) => park_or_fail(parking, slot, reason, &time).await,
+        Ok(Err(RecordError::Permanent(reason))) => {
+            park_or_fail(parking, slot, slot.scrub(&reason), &time).await
+        }
         Err(join_error) => {
             let reason = if join_error.is_panic() {
-                format!(
+                slot.scrub(&format!(
                     "record work panicked: {}",
                     panic_message(join_error.into_panic())
-                )
+                ))
             } else {
                 format!("record work was cancelled: {join_error}")
             };

@@ -23,6 +23,12 @@ pub struct User {
     pub updated_at: String,
 }
 
+impl User {
+    /// The attributes of a `Users` item that hold personal data: their values never appear in
+    /// a log line or an error text (see [`crate::failure::scrub_personal`]).
+    pub const PERSONAL_FIELDS: &'static [&'static str] = &["email", "name"];
+}
+
 impl fmt::Debug for User {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("User")

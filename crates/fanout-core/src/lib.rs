@@ -38,7 +38,7 @@ pub use change::{
 pub use config::{ConfigError, ConsumerConfig, Env, LedgerConfig};
 pub use dlq::{DeadLetterQueue, ParkedRecord};
 pub use domain::{Email, Plan, PlanChange, PlanDirection, User};
-pub use failure::{classify_sdk_error, error_chain};
+pub use failure::{classify_sdk_error, error_chain, scrub_personal};
 pub use ledger::{ClaimOutcome, EffectKey, Lease, Ledger, LedgerClaim, LedgerError};
 pub use outcome::{BatchMetrics, RecordError, RecordOutcome, RecordResult};
 pub use time::TimeBudget;

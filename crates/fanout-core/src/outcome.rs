@@ -69,8 +69,10 @@ impl RecordResult {
 /// Counters for one batch.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BatchMetrics {
-    /// Records whose effect was performed, or that needed none.
+    /// Records whose effect was performed.
     pub processed: u64,
+    /// Records that needed no effect (a downgrade for welcome-email, say).
+    pub ignored: u64,
     /// Records whose effect had already been performed (a redelivery).
     pub duplicate: u64,
     /// Records reported back to Lambda for retry (failed, or not run behind a failure).
@@ -85,6 +87,7 @@ impl BatchMetrics {
         for result in results {
             match result {
                 RecordResult::Succeeded(RecordOutcome::Duplicate) => metrics.duplicate += 1,
+                RecordResult::Succeeded(RecordOutcome::Ignored) => metrics.ignored += 1,
                 RecordResult::Succeeded(_) => metrics.processed += 1,
                 RecordResult::Parked => metrics.parked += 1,
                 RecordResult::Failed(_) | RecordResult::NotRun => metrics.retryable_failed += 1,
@@ -104,6 +107,7 @@ impl BatchMetrics {
                     "Dimensions": [["Consumer"]],
                     "Metrics": [
                         {"Name": "Processed", "Unit": "Count"},
+                        {"Name": "Ignored", "Unit": "Count"},
                         {"Name": "Duplicate", "Unit": "Count"},
                         {"Name": "RetryableFailed", "Unit": "Count"},
                         {"Name": "Parked", "Unit": "Count"}
@@ -112,6 +116,7 @@ impl BatchMetrics {
             },
             "Consumer": consumer,
             "Processed": self.processed,
+            "Ignored": self.ignored,
             "Duplicate": self.duplicate,
             "RetryableFailed": self.retryable_failed,
             "Parked": self.parked,

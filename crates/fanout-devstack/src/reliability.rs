@@ -134,6 +134,30 @@ pub enum RuleFor {
     Effect(Calls, Fault),
     /// A named operation.
     Operation(&'static str, Calls, Fault),
+    /// The consumer's effect call refused as its service refuses a request it can never take
+    /// (400 with the code the consumer parks on), the message quoting the request.
+    EffectRefused(Calls),
+}
+
+/// The error code a consumer's service gives a request it can never take.
+fn refusal_code(consumer: &str) -> &'static str {
+    match consumer {
+        "welcome-email" => "BadRequestException",
+        "search-warm" => "mapper_parsing_exception",
+        _ => "ValidationException",
+    }
+}
+
+/// The name every user the rig writes carries: personal data, like the address.
+const USER_NAME: &str = "Ada Lovelace";
+
+/// How often personal data appears in `text`: users' addresses (the rig's and the fixtures'
+/// are all `@example.com`; the sender is `@fanout.example`) and their names.
+fn personal_data_in(text: &str) -> usize {
+    ["@example.com", USER_NAME, "Zoë Ñúñez"]
+        .iter()
+        .map(|needle| text.matches(needle).count())
+        .sum()
 }
 
 /// The effect call of a consumer: which service, which operation.
@@ -162,6 +186,9 @@ pub struct Row {
     pub progressed: bool,
     /// Invocations that failed as a whole (crash, timeout, unreadable event).
     pub function_errors: usize,
+    /// Times a user's address or name appeared in the function's logs or a parked message's
+    /// `error` text.
+    pub personal_data: usize,
 }
 
 const LEDGER_OPS: &[&str] = &["welcome-email", "crm-sync"];
@@ -244,6 +271,31 @@ pub fn scenarios() -> Vec<Scenario> {
             vec![(
                 Upstream::Services,
                 effect(Calls::Every, Fault::DropResponse),
+            )],
+            Writes,
+            false,
+            Standard,
+        ),
+        s(
+            "the target refuses, quoting the user's address and name",
+            ALL,
+            vec![(Upstream::Services, RuleFor::EffectRefused(Calls::Nth(1)))],
+            Writes,
+            false,
+            Standard,
+        ),
+        s(
+            "an EventBridge entry refused, quoting the event",
+            &["crm-sync"],
+            vec![(
+                Upstream::Services,
+                op(
+                    "PutEvents",
+                    Calls::Nth(1),
+                    Fault::EntryRefused {
+                        code: "MalformedDetail".to_owned(),
+                    },
+                ),
             )],
             Writes,
             false,
@@ -412,6 +464,8 @@ struct Rig {
     mapping: LocalMapping<Arc<Recording>>,
     recording: Arc<Recording>,
     function_timeout: Duration,
+    /// The function processes' log files.
+    logs: Vec<std::path::PathBuf>,
 }
 
 /// The invoker the mapping drives: one process, or two at once; remembers every batch.
@@ -472,6 +526,14 @@ impl Rig {
                 RuleFor::Operation(operation, calls, fault) => {
                     (*upstream, Rule::new(operation, *calls, fault.clone()))
                 }
+                RuleFor::EffectRefused(calls) => {
+                    let (upstream, operation) = effect_call(&entry.crate_name);
+                    let refused = Fault::Rejected {
+                        status: 400,
+                        code: refusal_code(&entry.crate_name).to_owned(),
+                    };
+                    (upstream, Rule::new(operation, *calls, refused))
+                }
             };
             if let Some(proxy) = proxies.get(proxy_of(upstream)) {
                 proxy.add(rule);
@@ -502,14 +564,12 @@ impl Rig {
             1
         };
         let mut hosts = Vec::new();
+        let mut logs = Vec::new();
         let mut function_timeout = Duration::ZERO;
         for copy in 0..copies {
-            let mut config = function_config(
-                &entry,
-                functions_dir,
-                env.clone(),
-                Some(log_dir.join(format!("{}-{run}-{copy}.log", entry.crate_name))),
-            );
+            let log = log_dir.join(format!("{}-{run}-{copy}.log", entry.crate_name));
+            logs.push(log.clone());
+            let mut config = function_config(&entry, functions_dir, env.clone(), Some(log));
             if scenario.short_timing {
                 config.timeout = Duration::from_secs(6);
             }
@@ -543,6 +603,7 @@ impl Rig {
             mapping,
             recording,
             function_timeout,
+            logs,
         })
     }
 
@@ -556,6 +617,7 @@ impl Rig {
             .table_name(&self.local.users_table)
             .item("userId", AttributeValue::S(user.to_owned()))
             .item("email", AttributeValue::S(format!("{user}@example.com")))
+            .item("name", AttributeValue::S(USER_NAME.to_owned()))
             .item("plan", AttributeValue::S(plan.to_owned()))
             .item("version", version)
             .item(
@@ -641,18 +703,28 @@ impl Rig {
         })
     }
 
-    /// (parked, on-failure) messages in the DLQ.
-    async fn dlq(&self) -> Result<(usize, usize), DemoError> {
+    /// (parked, on-failure) messages in the DLQ, and the personal data in the parked
+    /// messages' `error` texts (the record itself stays whole, for redrive).
+    async fn dlq(&self) -> Result<(usize, usize, usize), DemoError> {
         let bodies = drain_queue(&aws_sdk_sqs::Client::new(&self.aws), &self.dlq_url).await?;
-        let parked = bodies
+        let parked: Vec<Value> = bodies
             .iter()
-            .filter(|b| {
-                serde_json::from_str::<Value>(b)
-                    .ok()
-                    .is_some_and(|m| m.get("record").is_some())
-            })
-            .count();
-        Ok((parked, bodies.len() - parked))
+            .filter_map(|b| serde_json::from_str::<Value>(b).ok())
+            .filter(|m| m.get("record").is_some())
+            .collect();
+        let in_errors = parked
+            .iter()
+            .map(|m| personal_data_in(m["error"].as_str().unwrap_or_default()))
+            .sum();
+        Ok((parked.len(), bodies.len() - parked.len(), in_errors))
+    }
+
+    /// Personal data in everything the function processes logged.
+    fn personal_data_in_logs(&self) -> usize {
+        self.logs
+            .iter()
+            .map(|log| personal_data_in(&std::fs::read_to_string(log).unwrap_or_default()))
+            .sum()
     }
 }
 
@@ -721,7 +793,8 @@ pub async fn run_row(
         _ => rig.mapping.poll().await?.invocations.is_empty(),
     };
     let made_list = rig.effects().await?;
-    let (parked, on_failure) = rig.dlq().await?;
+    let (parked, on_failure, personal_in_errors) = rig.dlq().await?;
+    let personal_data = personal_in_errors + rig.personal_data_in_logs();
     let expected = scenario.expect.effects(&consumer);
     let made: BTreeSet<String> = made_list
         .iter()
@@ -751,17 +824,18 @@ pub async fn run_row(
         on_failure,
         progressed,
         function_errors,
+        personal_data,
     })
 }
 
 /// The table of rows, Markdown.
 pub fn table(rows: &[Row]) -> String {
     let mut out = String::from(
-        "| scenario | consumer | expected | made | in DLQ | lost | doubled | parked | on-failure | function errors | shard progressed |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| scenario | consumer | expected | made | in DLQ | lost | doubled | parked | on-failure | function errors | shard progressed | personal data in logs and errors |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for row in rows {
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             row.scenario,
             row.consumer,
             row.expected,
@@ -772,7 +846,8 @@ pub fn table(rows: &[Row]) -> String {
             row.parked,
             row.on_failure,
             row.function_errors,
-            if row.progressed { "yes" } else { "NO" }
+            if row.progressed { "yes" } else { "NO" },
+            row.personal_data
         ));
     }
     out

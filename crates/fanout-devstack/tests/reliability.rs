@@ -92,6 +92,12 @@ async fn every_fault_scenario_loses_nothing_and_doubles_only_in_its_documented_w
                         row.doubled
                     ));
                 }
+                if row.personal_data != 0 {
+                    problems.push(format!(
+                        "{name}: personal data {} times in logs or parked errors",
+                        row.personal_data
+                    ));
+                }
                 if !row.progressed {
                     problems.push(format!("{name}: the shard did not move on"));
                 }

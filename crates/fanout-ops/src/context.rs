@@ -68,11 +68,17 @@ mod tests {
     #[test]
     fn overrides_win_over_cdk_json_and_must_be_pairs() {
         let cdk_json = fanout_registry::workspace_root().join("infra/cdk.json");
-        let context =
-            CdkContext::load(&cdk_json, &["fanout:crmEventBusName=other".to_owned()]).unwrap();
+        let context = CdkContext::load(
+            &cdk_json,
+            &[
+                "fanout:crmEventBusName=other".to_owned(),
+                "fanout:searchIndex=".to_owned(),
+            ],
+        )
+        .unwrap();
         assert_eq!(context.fanout("crmEventBusName"), Some("other"));
         assert_eq!(context.fanout("fromAddress"), Some("welcome@example.com"));
-        assert_eq!(context.fanout("alarmEmail"), None, "empty counts as unset");
+        assert_eq!(context.fanout("searchIndex"), None, "empty counts as unset");
         assert!(CdkContext::load(&cdk_json, &["no-equals".to_owned()]).is_err());
     }
 }

@@ -66,6 +66,13 @@ pub enum Fault {
     DropResponse,
     /// Held (never forwarded while held) and signalled through [`FaultProxy::held`].
     Hold,
+    /// Refused with this status and error code, the message quoting the request body, as
+    /// services quote what they refuse (an SES rejection naming the recipient, a search 400
+    /// quoting the document): the personal data a consumer must never log or park as text.
+    Rejected { status: u16, code: String },
+    /// EventBridge `PutEvents` answered 200 with its one entry failed (`code`), the entry's
+    /// message quoting the request body: a per-entry refusal, as PutEvents reports them.
+    EntryRefused { code: String },
 }
 
 impl Fault {
@@ -245,7 +252,18 @@ fn operation(request: &Request<Incoming>) -> String {
 }
 
 fn answer(status: u16, code: &str) -> Response<Full<Bytes>> {
-    let body = serde_json::json!({"__type": code, "message": "injected by the fault proxy"});
+    answer_with(status, code, "injected by the fault proxy")
+}
+
+/// An error answer every protocol here reads: JSON `__type`/`message` (DynamoDB, EventBridge),
+/// the `x-amzn-errortype` header (SESv2) and OpenSearch's `error.reason`.
+fn answer_with(status: u16, code: &str, message: &str) -> Response<Full<Bytes>> {
+    let body = serde_json::json!({
+        "__type": code,
+        "message": message,
+        "error": {"type": code, "reason": message},
+        "status": status,
+    });
     let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
     *response.status_mut() =
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -289,6 +307,36 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Handled {
     };
     match &fault {
         Some(Fault::Throttle { status, code }) => return Ok(answer(*status, code)),
+        Some(Fault::Rejected { status, code }) => {
+            let body = request
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| Closed(e.to_string()))?
+                .to_bytes();
+            let quoted = format!("refused: {}", String::from_utf8_lossy(&body));
+            return Ok(answer_with(*status, code, &quoted));
+        }
+        Some(Fault::EntryRefused { code }) => {
+            let body = request
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| Closed(e.to_string()))?
+                .to_bytes();
+            let answer = serde_json::json!({
+                "FailedEntryCount": 1,
+                "Entries": [{
+                    "ErrorCode": code,
+                    "ErrorMessage": format!("refused: {}", String::from_utf8_lossy(&body)),
+                }],
+            });
+            let mut response = Response::new(Full::new(Bytes::from(answer.to_string())));
+            if let Ok(value) = "application/x-amz-json-1.1".parse() {
+                response.headers_mut().insert("content-type", value);
+            }
+            return Ok(response);
+        }
         Some(Fault::Status(status)) => {
             let code = if *status == 503 {
                 "ServiceUnavailable"
