@@ -7,4 +7,10 @@ const app = new cdk.App();
 // `-c fanout:registryDir=<dir>` deploys from another registry (one <crate>.json per consumer),
 // for example an environment's own settings. @default infra/consumers/
 const registryDir = app.node.tryGetContext('fanout:registryDir');
-buildApp(app, undefined, typeof registryDir === 'string' && registryDir !== '' ? path.resolve(registryDir) : undefined);
+try {
+  buildApp(app, undefined, typeof registryDir === 'string' && registryDir !== '' ? path.resolve(registryDir) : undefined);
+} catch (err) {
+  // A refused setting is the user's to fix: say what, without a stack trace.
+  console.error(`fanout: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+}
