@@ -326,17 +326,15 @@ async fn steps(
 
     let context = cdk_context_args(options, &search.endpoint(), &[]);
     let step = Instant::now();
+    // The CLI synthesizes the app to bootstrap, so the deployment's settings go along.
+    let mut bootstrap = vec![
+        "cdk".to_owned(),
+        "bootstrap".to_owned(),
+        format!("aws://{LOCAL_AWS_ACCOUNT}/{}", fanout_testkit::LOCAL_REGION),
+    ];
+    bootstrap.extend(context.clone());
     let bootstrap = runner
-        .run(
-            "cdk-bootstrap",
-            "infra",
-            "npx",
-            &[
-                "cdk".to_owned(),
-                "bootstrap".to_owned(),
-                format!("aws://{LOCAL_AWS_ACCOUNT}/{}", fanout_testkit::LOCAL_REGION),
-            ],
-        )
+        .run("cdk-bootstrap", "infra", "npx", &bootstrap)
         .await;
     report.record(
         "cdk bootstrap",
@@ -364,10 +362,12 @@ async fn steps(
     );
     deployed?;
 
-    // The scenario, against what was deployed.
-    let step = Instant::now();
     let deployment =
         Deployment::discover(&aws, &consumers, &prerequisites.from_address, &crm_queue).await?;
+    guards_deployed(&aws, &consumers, &deployment, report).await;
+
+    // The scenario, against what was deployed.
+    let step = Instant::now();
     let scenario = Scenario::load(&Scenario::default_path())?;
     let demo = run_deployed(&scenario, &aws, &search, &deployment, options.wait).await?;
     let failures: Vec<String> = demo
@@ -410,6 +410,88 @@ async fn steps(
     missing_prerequisite(&runner, report).await;
     consumer_before_tables(options, &runner, &search, report).await;
     Ok(())
+}
+
+/// What guards the data and wakes someone, as deployed: per consumer stack, a KMS key that
+/// encrypts its DLQ, an alarm subscriber, the alarms (all but the metric-math Stopped, which
+/// the local AWS refuses) and a dashboard.
+async fn guards_deployed(
+    aws: &aws_config::SdkConfig,
+    consumers: &[ConsumerEntry],
+    deployment: &Deployment,
+    report: &mut E2eReport,
+) {
+    let step = Instant::now();
+    let cloudformation = aws_sdk_cloudformation::Client::new(aws);
+    let sqs = aws_sdk_sqs::Client::new(aws);
+    let mut problems = Vec::new();
+    let mut seen = Vec::new();
+    for consumer in consumers {
+        let resources = match cloudformation
+            .describe_stack_resources()
+            .stack_name(&consumer.name)
+            .send()
+            .await
+        {
+            Ok(output) => output.stack_resources().to_vec(),
+            Err(err) => {
+                problems.push(format!(
+                    "{}: {}",
+                    consumer.name,
+                    aws_sdk_cloudformation::error::DisplayErrorContext(&err)
+                ));
+                continue;
+            }
+        };
+        let count = |kind: &str| {
+            resources
+                .iter()
+                .filter(|r| r.resource_type() == Some(kind))
+                .count()
+        };
+        let (keys, subscribers, alarms, dashboards) = (
+            count("AWS::KMS::Key"),
+            count("AWS::SNS::Subscription"),
+            count("AWS::CloudWatch::Alarm"),
+            count("AWS::CloudWatch::Dashboard"),
+        );
+        if (keys, subscribers, alarms, dashboards) != (1, 1, 5, 1) {
+            problems.push(format!(
+                "{}: {keys} key(s), {subscribers} subscriber(s), {alarms} alarm(s), {dashboards} dashboard(s); expected 1, 1, 5, 1",
+                consumer.name
+            ));
+        }
+        let encrypted = match deployment.targets.dlqs.get(&consumer.crate_name) {
+            Some(url) => sqs
+                .get_queue_attributes()
+                .queue_url(url)
+                .attribute_names(aws_sdk_sqs::types::QueueAttributeName::KmsMasterKeyId)
+                .send()
+                .await
+                .ok()
+                .and_then(|o| {
+                    o.attributes()?
+                        .get(&aws_sdk_sqs::types::QueueAttributeName::KmsMasterKeyId)
+                        .cloned()
+                })
+                .is_some_and(|key| !key.is_empty()),
+            None => false,
+        };
+        if !encrypted {
+            problems.push(format!("{}: its DLQ has no KMS key", consumer.name));
+        }
+        seen.push(format!("{} {alarms} alarms", consumer.crate_name));
+    }
+    report.record(
+        "each consumer stack: DLQ under its own KMS key, an alarm subscriber, 5 alarms (Stopped is AWS-only), a dashboard",
+        problems.is_empty(),
+        if problems.is_empty() {
+            seen.join(", ")
+        } else {
+            problems.join("; ")
+        },
+        step,
+    );
 }
 
 /// Update times of every stack and the code hash and environment of every function.
@@ -693,19 +775,16 @@ async fn consumer_before_tables(
         env,
         log_dir: runner.log_dir,
     };
-    let bootstrapped = elsewhere
-        .run(
-            "cdk-bootstrap-other-region",
-            "infra",
-            "npx",
-            &[
-                "cdk".to_owned(),
-                "bootstrap".to_owned(),
-                format!("aws://{LOCAL_AWS_ACCOUNT}/{OTHER_REGION}"),
-            ],
-        )
-        .await;
     let context = cdk_context_args(options, &search.endpoint(), &[]);
+    let mut bootstrap = vec![
+        "cdk".to_owned(),
+        "bootstrap".to_owned(),
+        format!("aws://{LOCAL_AWS_ACCOUNT}/{OTHER_REGION}"),
+    ];
+    bootstrap.extend(context.clone());
+    let bootstrapped = elsewhere
+        .run("cdk-bootstrap-other-region", "infra", "npx", &bootstrap)
+        .await;
     let attempt = match bootstrapped {
         Ok(_) => {
             elsewhere
