@@ -25,7 +25,7 @@ pub struct User {
 
 impl User {
     /// The attributes of a `Users` item that hold personal data: their values never appear in
-    /// a log line or an error text (see [`crate::failure::scrub_personal`]).
+    /// a log line or an error text (see `failure::scrub_personal`, which sits above this module).
     pub const PERSONAL_FIELDS: &'static [&'static str] = &["email", "name"];
 }
 

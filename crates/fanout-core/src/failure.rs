@@ -62,7 +62,7 @@ pub const SCRUBBED_EMAIL: &str = "<email>";
 pub const SCRUBBED_VALUE: &str = "<personal>";
 
 /// `text` without personal data: every `known` value (the record's personal attributes, see
-/// [`crate::User::PERSONAL_FIELDS`]) and anything shaped like an email address replaced.
+/// [`crate::domain::User::PERSONAL_FIELDS`]) and anything shaped like an email address replaced.
 /// Targets quote what they refuse (an SES rejection names the recipient, a search 400 quotes
 /// the document); their messages reach logs and parked messages only through this.
 ///
