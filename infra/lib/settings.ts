@@ -55,6 +55,11 @@ export interface ConsumerSettings {
    * that park a poison record once (`<prefix>#parked#<eventID>`), and IAM allows only those.
    */
   ledgerEffects: boolean;
+  /**
+   * How long a completed EffectLedger entry deduplicates (LEDGER_RETENTION_HOURS), and so how
+   * far back `fanout-ops reconcile` can vouch for a ledger consumer's effects.
+   */
+  ledger: { retentionDays: number; why: string };
   function: FunctionSettings;
   eventSourceMapping: EventSourceMappingSettings;
   /**
@@ -137,6 +142,10 @@ function validate(name: string, s: ConsumerSettings): void {
   if (!env.required.includes('DLQ_URL')) fail('environment.required must list DLQ_URL: every consumer parks into its own DLQ');
   if (s.ledgerKeyPrefix !== s.crate) fail('ledgerKeyPrefix must be the crate name: the consumer writes its keys as <crate>#...');
   if (typeof s.ledgerEffects !== 'boolean') fail('ledgerEffects must say whether the consumer claims its effects in the ledger');
+  if (!s.ledger || !Number.isInteger(s.ledger.retentionDays) || s.ledger.retentionDays < 2 || s.ledger.retentionDays > 3650) {
+    fail('ledger.retentionDays must be a whole number of days, 2..3650: an entry must outlive the 24 h stream');
+  }
+  if (typeof s.ledger.why !== 'string' || s.ledger.why === '') fail('ledger.why must say why this retention (its reconcile window and cost)');
   if (!env.required.includes('LEDGER_TABLE')) fail('environment.required must list LEDGER_TABLE: every consumer parks a poison record once through the ledger');
   for (const variable of Object.keys(env.fromContext ?? {})) {
     if (!env.required.includes(variable) && !env.optional.includes(variable)) {

@@ -166,6 +166,7 @@ export class StreamConsumer extends Construct {
         DLQ_URL: this.dlq.queueUrl,
         MAX_CONCURRENCY: String(settings.function.maxConcurrency),
         RECORD_BUDGET_SECONDS: String(settings.function.recordBudgetSeconds),
+        LEDGER_RETENTION_HOURS: String(settings.ledger.retentionDays * 24),
         ...props.environment,
       },
     });

@@ -22,8 +22,9 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use fanout_core::aws_lambda_events::dynamodb::EventRecord;
 use fanout_core::{
-    BatchProcessor, ConfigError, ConsumerConfig, Env, RecordError, RecordHandler, RecordInput,
-    RecordOutcome, Remover, StreamView, changed_attributes, classify_sdk_error,
+    BatchProcessor, ConfigError, ConsumerConfig, EffectCheck, EffectState, Env, RecordError,
+    RecordHandler, RecordInput, RecordOutcome, Remover, StreamView, User, changed_attributes,
+    classify_sdk_error,
 };
 
 pub const CONSUMER: &str = "audit-log";
@@ -143,6 +144,14 @@ pub fn audit_row(record: &EventRecord) -> Result<HashMap<String, AttributeValue>
     if let Some(sequence) = record.change.sequence_number.as_deref() {
         row.insert("sequenceNumber".to_owned(), text(sequence));
     }
+    // The item version the row records, whatever images fit: what reconcile looks for.
+    if let Some(serde_dynamo::AttributeValue::N(version)) = record.change.new_image.get("version") {
+        row.insert("version".to_owned(), AttributeValue::N(version.clone()));
+    }
+    // `aws:dynamodb`, or the operator's tool that sent the record (a reconcile repair).
+    if let Some(source) = record.event_source.as_deref() {
+        row.insert("source".to_owned(), text(source));
+    }
     let image = |item: &serde_dynamo::Item| -> Option<AttributeValue> {
         (!item.is_empty()).then(|| {
             let map: HashMap<String, serde_dynamo::AttributeValue> = item.clone().into();
@@ -228,6 +237,56 @@ impl AuditLog {
     ) -> (BatchProcessor, Self) {
         let handler = AuditLog::new(aws_sdk_dynamodb::Client::new(aws), &config.audit_table);
         (config.consumer.processor(CONSUMER, aws), handler)
+    }
+}
+
+/// Whether `UserAudit` holds a row for an item's current version.
+#[derive(Debug, Clone)]
+pub struct AuditCheck {
+    dynamodb: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl AuditCheck {
+    pub fn from_config(aws: &aws_config::SdkConfig, config: &AuditLogConfig) -> Self {
+        AuditCheck {
+            dynamodb: aws_sdk_dynamodb::Client::new(aws),
+            table: config.audit_table.clone(),
+        }
+    }
+}
+
+impl EffectCheck for AuditCheck {
+    async fn check(&self, user: &User) -> Result<EffectState, RecordError> {
+        // Rows written before `version` was an attribute carry it in their images.
+        let mut pages = self
+            .dynamodb
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("userId = :user")
+            .filter_expression("#v = :v OR newImage.#v = :v OR newValues.#v = :v")
+            .expression_attribute_names("#v", "version")
+            .expression_attribute_values(":user", AttributeValue::S(user.user_id.clone()))
+            .expression_attribute_values(":v", AttributeValue::N(user.version.to_string()))
+            .select(aws_sdk_dynamodb::types::Select::Count)
+            .consistent_read(true)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|err| {
+                classify_sdk_error(
+                    "DynamoDB Query (audit rows)",
+                    &err,
+                    PERMANENT_DYNAMODB_ERRORS,
+                )
+            })?;
+            if page.count() > 0 {
+                return Ok(EffectState::Made);
+            }
+        }
+        Ok(EffectState::Missing {
+            what: format!("no audit row for version {}", user.version),
+        })
     }
 }
 

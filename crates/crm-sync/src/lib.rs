@@ -14,10 +14,11 @@
 
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use fanout_core::effect_retry::UnsentOnlyRetries;
+use fanout_core::reconcile::ledger_check;
 use fanout_core::{
-    BatchProcessor, Change, ConfigError, ConsumerConfig, EffectKey, Env, Ledger, PlanChange,
-    RecordError, RecordHandler, RecordInput, RecordOutcome, Remover, StreamView, User,
-    changed_attributes, classify_sdk_error,
+    BatchProcessor, Change, ConfigError, ConsumerConfig, EffectCheck, EffectKey, EffectState, Env,
+    Ledger, PlanChange, RecordError, RecordHandler, RecordInput, RecordOutcome, Remover,
+    StreamView, User, changed_attributes, classify_sdk_error,
 };
 use serde::Serialize;
 
@@ -108,6 +109,41 @@ pub struct CrmEvent {
     pub detail: CrmEventDetail,
 }
 
+/// The ledger key of the `kind` event for `user`'s version.
+pub fn crm_key(user: &User, kind: CrmEventType) -> EffectKey {
+    EffectKey::new(
+        CONSUMER,
+        &[&user.user_id, &user.version.to_string(), kind.as_str()],
+    )
+}
+
+/// Whether the event for an item's current version is in the ledger, under whichever kind
+/// the write that made that version published.
+#[derive(Debug, Clone)]
+pub struct CrmCheck {
+    ledger: Ledger,
+}
+
+impl CrmCheck {
+    pub fn from_config(aws: &aws_config::SdkConfig, config: &CrmSyncConfig) -> Self {
+        CrmCheck {
+            ledger: config.consumer.ledger.ledger(aws),
+        }
+    }
+}
+
+impl EffectCheck for CrmCheck {
+    async fn check(&self, user: &User) -> Result<EffectState, RecordError> {
+        let kinds = [
+            CrmEventType::UserCreated,
+            CrmEventType::UserUpdated,
+            CrmEventType::UserPlanChanged,
+        ];
+        let keys: Vec<EffectKey> = kinds.into_iter().map(|kind| crm_key(user, kind)).collect();
+        ledger_check(&self.ledger, user, &keys).await
+    }
+}
+
 /// Builds the CRM event for one stream record.
 pub fn crm_event(input: &RecordInput) -> Result<CrmEvent, RecordError> {
     let record = &input.record;
@@ -135,10 +171,7 @@ pub fn crm_event(input: &RecordInput) -> Result<CrmEvent, RecordError> {
             Some(*by),
         ),
     };
-    let key = EffectKey::new(
-        CONSUMER,
-        &[&user.user_id, &user.version.to_string(), kind.as_str()],
-    );
+    let key = crm_key(user, kind);
     let deleted = kind == CrmEventType::UserDeleted;
     let detail = CrmEventDetail {
         idempotency_key: key.to_string(),

@@ -10,6 +10,7 @@
 //! - A permanent failure parks the record (full record + error) in the consumer's DLQ, and the
 //!   record counts as done, so one poison record never holds a shard. Parking goes through the
 //!   ledger (`<consumer>#parked#<eventID>`), so a poison record redelivered is parked once.
+//!   A record an operator sent back ([`crate::dlq::RecordOrigin`]) is reported failed instead.
 //! - Deadline-aware: a record starts only while the invocation's time left holds its budget
 //!   (`RECORD_BUDGET_SECONDS`); the others are reported back unstarted. A record's work is cut
 //!   off just before the deadline and fails alone, so the invocation always answers and never
@@ -30,7 +31,7 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use crate::change::item_key;
-use crate::dlq::DeadLetterQueue;
+use crate::dlq::{DeadLetterQueue, RecordOrigin};
 use crate::domain::User;
 use crate::failure::scrub_personal;
 use crate::ledger::{EffectKey, Ledger};
@@ -396,6 +397,11 @@ async fn park_or_fail(
     reason: String,
     time: &TimeBudget,
 ) -> RecordResult {
+    if RecordOrigin::of(&slot.raw).is_operator() {
+        // Its message is still in the DLQ: the operator's tool keeps it there on this answer.
+        tracing::warn!(error = %reason, "a record sent back by an operator failed permanently; reported, not parked again");
+        return RecordResult::Failed(reason);
+    }
     match parking
         .park(&slot.event_id(), &slot.raw, &reason, time)
         .await

@@ -3,9 +3,57 @@
 //! The Lambda event source mapping's OnFailure destination only receives batch metadata
 //! (shard, sequence range). A record parked here carries the full stream record and the error,
 //! so it can be inspected and replayed.
+//!
+//! A record an operator sends back (`fanout-ops redrive` or `reconcile --repair`) names its
+//! sender in `eventSource` ([`RecordOrigin`]): a permanent failure of such a record is
+//! reported back to the operator as failed, never parked again, so the message it came from
+//! stays in the queue and no second copy is made.
 
 use aws_sdk_sqs::Client;
 use serde::{Deserialize, Serialize};
+
+/// Who sent a record: the stream (through the event source mapping), or an operator's tool.
+///
+/// ```
+/// use fanout_core::RecordOrigin;
+/// assert_eq!(RecordOrigin::from_event_source(Some("aws:dynamodb")), RecordOrigin::Stream);
+/// assert_eq!(RecordOrigin::from_event_source(Some("fanout:redrive")), RecordOrigin::Redrive);
+/// assert!(RecordOrigin::Reconcile.is_operator());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordOrigin {
+    /// Delivered by the mapping from the stream (`aws:dynamodb`, or anything unrecognised).
+    Stream,
+    /// A parked record sent back by `fanout-ops redrive`.
+    Redrive,
+    /// A record made by `fanout-ops reconcile --repair` from an item's current image.
+    Reconcile,
+}
+
+impl RecordOrigin {
+    /// The `eventSource` a redriven parked record carries.
+    pub const REDRIVE_EVENT_SOURCE: &'static str = "fanout:redrive";
+    /// The `eventSource` of a record synthesized by the reconciler.
+    pub const RECONCILE_EVENT_SOURCE: &'static str = "fanout:reconcile";
+
+    pub fn from_event_source(source: Option<&str>) -> Self {
+        match source {
+            Some(Self::REDRIVE_EVENT_SOURCE) => RecordOrigin::Redrive,
+            Some(Self::RECONCILE_EVENT_SOURCE) => RecordOrigin::Reconcile,
+            _ => RecordOrigin::Stream,
+        }
+    }
+
+    /// The origin of a record as delivered (its JSON).
+    pub fn of(record: &serde_json::Value) -> Self {
+        Self::from_event_source(record["eventSource"].as_str())
+    }
+
+    /// Sent by an operator who waits for the answer: permanent failures are reported, not parked.
+    pub fn is_operator(self) -> bool {
+        self != RecordOrigin::Stream
+    }
+}
 
 /// The SQS message body of a parked record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

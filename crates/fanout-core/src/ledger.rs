@@ -330,6 +330,30 @@ impl Ledger {
             .await;
         fenced("release", claim, result.map(drop))
     }
+
+    /// Whether the effect of `key` is recorded as made: a `COMPLETED` entry that has not
+    /// expired (one strongly consistent `GetItem`). What `fanout-ops reconcile` checks.
+    pub async fn completed(&self, key: &EffectKey) -> Result<bool, LedgerError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(key.as_str()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| request_error("read", key, &e))?;
+        let now = epoch_secs(self.clock.now());
+        Ok(output.item().is_some_and(|item| {
+            text(item, "status") == Some(STATUS_COMPLETED)
+                && number(item, "expiresAt").is_none_or(|expires| expires >= now)
+        }))
+    }
+
+    /// How long a completed entry keeps deduplicating.
+    pub fn retention(&self) -> Duration {
+        self.retention
+    }
 }
 
 impl Ledger {

@@ -10,7 +10,8 @@
 //! - [`failure`]: SDK errors classified into record failures; errors as log text.
 //! - [`effect_retry`]: which failed attempts of a non-idempotent effect the SDK may retry.
 //! - [`ledger`]: exactly-once effects through conditional writes to `EffectLedger`.
-//! - [`dlq`]: parking permanent failures with the full record.
+//! - [`dlq`]: parking permanent failures with the full record; where a record came from.
+//! - [`reconcile`]: a consumer's check of its durable effect record against an item.
 //! - [`batch`]: stream-correct batch processing with partial batch responses.
 //! - [`config`]: environment config read once at cold start.
 //! - [`lambda`]: the Lambda wiring every consumer's `main.rs` calls.
@@ -28,6 +29,7 @@ pub mod failure;
 pub mod lambda;
 pub mod ledger;
 pub mod outcome;
+pub mod reconcile;
 pub mod telemetry;
 pub mod time;
 
@@ -36,11 +38,12 @@ pub use change::{
     Change, DecodeError, ImageSide, Remover, StreamView, changed_attributes, item_key,
 };
 pub use config::{ConfigError, ConsumerConfig, Env, LedgerConfig};
-pub use dlq::{DeadLetterQueue, ParkedRecord};
+pub use dlq::{DeadLetterQueue, ParkedRecord, RecordOrigin};
 pub use domain::{Email, Plan, PlanChange, PlanDirection, User};
 pub use failure::{classify_sdk_error, error_chain, scrub_personal};
 pub use ledger::{ClaimOutcome, EffectKey, Lease, Ledger, LedgerClaim, LedgerError};
 pub use outcome::{BatchMetrics, RecordError, RecordOutcome, RecordResult};
+pub use reconcile::{EffectCheck, EffectState};
 pub use time::TimeBudget;
 
 // Re-exported so consumers and tests use exactly the versions core is built with.

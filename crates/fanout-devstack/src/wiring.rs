@@ -144,6 +144,10 @@ impl LocalValues {
                 env.push((variable.to_owned(), value.to_string()));
             }
         }
+        if let Some(days) = entry.settings["ledger"]["retentionDays"].as_u64() {
+            env.retain(|(k, _)| k != "LEDGER_RETENTION_HOURS");
+            env.push(("LEDGER_RETENTION_HOURS".to_owned(), (days * 24).to_string()));
+        }
         Ok(env)
     }
 }

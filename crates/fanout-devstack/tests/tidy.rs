@@ -168,6 +168,7 @@ const CORE_LAYERS: &[&str] = &[
     "effect_retry",
     "ledger",
     "dlq",
+    "reconcile",
     "batch",
     "config",
     "lambda",

@@ -11,18 +11,22 @@
 //! - [`Invoke`]: how a mapping calls its function; [`InvokeApi`] (the Lambda Invoke API, for
 //!   example `cargo lambda watch`) and [`RuntimeApiHost`] (a binary run as Lambda runs a
 //!   `provided.al2023` function, through the Runtime API) implement it.
+//! - [`LocalLambdaApi`]: the Lambda Invoke and GetFunctionConfiguration API in front of
+//!   Runtime API hosts, for tools built on the AWS SDK.
 //!
 //! **Architecture invariant:** this crate knows nothing of fanout: no table, consumer or
 //! settings file names. It depends on no other crate of the workspace.
 
 pub mod filter;
 pub mod invoke;
+pub mod lambda_api;
 pub mod mapping;
 pub mod record;
 pub mod runtime_api;
 pub mod settings;
 
 pub use invoke::{Invoke, InvokeApi, InvokeError};
+pub use lambda_api::LocalLambdaApi;
 pub use mapping::{
     Discarded, Invocation, InvocationOutcome, LocalMapping, MappingError, PollReport,
 };

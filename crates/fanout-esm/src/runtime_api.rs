@@ -169,6 +169,11 @@ impl RuntimeApiHost {
         }
     }
 
+    /// What it runs: name, binary, environment, timeout.
+    pub fn config(&self) -> &FunctionConfig {
+        &self.config
+    }
+
     pub fn stats(&self) -> HostStats {
         self.stats.lock().map(|s| *s).unwrap_or_default()
     }

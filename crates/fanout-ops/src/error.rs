@@ -11,4 +11,18 @@ pub enum OpsError {
     Registry(#[from] fanout_registry::RegistryError),
     #[error("no stack {stack}: the app has FanoutTables and the consumer stacks {known}")]
     UnknownStack { stack: String, known: String },
+    #[error("no consumer {consumer}: the registry has {known}")]
+    UnknownConsumer { consumer: String, known: String },
+    /// A resource the command needs could not be found or read.
+    #[error("looking up {what}: {message}")]
+    Lookup { what: String, message: String },
+    /// An AWS call failed before the command could do its work.
+    #[error("{operation}: {message}")]
+    Aws { operation: String, message: String },
+    #[error(
+        "{consumer} has no reconcile check: implement fanout_core::EffectCheck in its crate and name it in crates/fanout-ops/src/reconcile.rs"
+    )]
+    NoCheck { consumer: String },
+    #[error("configuring {consumer}'s check from its function's environment: {message}")]
+    CheckConfig { consumer: String, message: String },
 }

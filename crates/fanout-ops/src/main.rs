@@ -3,8 +3,14 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::time::Duration;
+
 use clap::{Parser, Subcommand};
+use fanout_ops::deployed::{self, Deployed, DeployedOverrides};
 use fanout_ops::preflight::{self, Clients, TABLES_STACK, Verdict};
+use fanout_ops::progress::Progress;
+use fanout_ops::reconcile::{self, ReconcileOptions};
+use fanout_ops::redrive::{self, RedriveOptions};
 use fanout_ops::{CdkContext, OpsError};
 
 #[derive(Debug, Parser)]
@@ -37,6 +43,49 @@ enum Command {
         #[arg(short = 'c', long = "context", value_name = "KEY=VALUE")]
         context: Vec<String>,
     },
+    /// Send CONSUMER's DLQ back through its deployed function: parked records as they were,
+    /// OnFailure ranges re-read from the stream. A message is deleted only when every record
+    /// in it succeeded. Exit 0 when nothing is left, 1 when messages stay, 2 on an error.
+    Redrive {
+        /// The consumer: crate (crm-sync) or stack (CrmSync) name.
+        consumer: String,
+        #[command(flatten)]
+        deployed: DeployedOverrides,
+        /// Show what would be invoked; invoke and delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Stop after this many messages.
+        #[arg(long, default_value_t = 1000)]
+        max_messages: usize,
+        /// Seconds the messages being redriven stay invisible to others.
+        #[arg(long, default_value_t = 900)]
+        visibility_timeout: u64,
+    },
+    /// Compare every Users item with CONSUMER's durable record of its effect (ledger entry,
+    /// search document, audit row) and report the drift; --repair makes the missing effects
+    /// through the consumer's function. Exit 0 when clean, 1 with drift left, 2 on an error.
+    Reconcile {
+        /// The consumer: crate (crm-sync) or stack (CrmSync) name.
+        consumer: String,
+        #[command(flatten)]
+        deployed: DeployedOverrides,
+        /// The Users table, instead of the tables stack's SSM parameter.
+        #[arg(long)]
+        users_table: Option<String>,
+        /// Parallel scan segments.
+        #[arg(long, default_value_t = 4)]
+        segments: u32,
+        /// Items judged per second at most, over all segments (0: unbounded).
+        #[arg(long, default_value_t = 500)]
+        rate: u32,
+        /// Items written within this many seconds are not judged (their records may still be
+        /// in the stream). Default: the consumer's iterator-age alarm threshold.
+        #[arg(long)]
+        settle_seconds: Option<u64>,
+        /// Make the missing effects through the consumer's function, then check them again.
+        #[arg(long)]
+        repair: bool,
+    },
 }
 
 #[tokio::main]
@@ -48,6 +97,38 @@ async fn main() -> ExitCode {
             cdk_json,
             context,
         } => run_preflight(&cli.registry, &stack, &cdk_json, &context, cli.json).await,
+        Command::Redrive {
+            consumer,
+            deployed,
+            dry_run,
+            max_messages,
+            visibility_timeout,
+        } => {
+            let options = RedriveOptions {
+                dry_run,
+                max_messages,
+                visibility_timeout: Duration::from_secs(visibility_timeout),
+            };
+            run_redrive(&cli.registry, &consumer, &deployed, &options, cli.json).await
+        }
+        Command::Reconcile {
+            consumer,
+            deployed,
+            users_table,
+            segments,
+            rate,
+            settle_seconds,
+            repair,
+        } => {
+            let run = ReconcileRun {
+                users_table,
+                segments,
+                rate,
+                settle_seconds,
+                repair,
+            };
+            run_reconcile(&cli.registry, &consumer, &deployed, run, cli.json).await
+        }
     };
     match result {
         Ok(code) => code,
@@ -92,10 +173,7 @@ async fn run_preflight(
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let report = preflight::check(&Clients::new(&aws), &context, stack, consumer).await;
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
-        );
+        print(&report, true, String::new);
     } else {
         for finding in &report.findings {
             let mark = match finding.verdict {
@@ -113,6 +191,79 @@ async fn run_preflight(
         ExitCode::SUCCESS
     } else {
         eprintln!("preflight {stack}: missing prerequisites (FAIL above); nothing was deployed");
+        ExitCode::FAILURE
+    })
+}
+
+/// Prints `report` as JSON, or its human summary.
+fn print<T: serde::Serialize>(report: &T, json: bool, summary: impl FnOnce() -> String) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(report).unwrap_or_default()
+        );
+    } else {
+        println!("{}", summary());
+    }
+}
+
+async fn run_redrive(
+    registry: &std::path::Path,
+    consumer: &str,
+    overrides: &DeployedOverrides,
+    options: &RedriveOptions,
+    json: bool,
+) -> Result<ExitCode, OpsError> {
+    let consumers = fanout_registry::consumers_in(registry)?;
+    let entry = deployed::consumer(&consumers, consumer)?;
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let deployed = Deployed::find(&aws, entry, overrides).await?;
+    let report = redrive::redrive(&aws, entry, &deployed, options, &Progress::new(json)).await?;
+    print(&report, json, || report.summary());
+    Ok(if report.all_redriven() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Reconcile's flags, before the table and settle time are resolved.
+struct ReconcileRun {
+    users_table: Option<String>,
+    segments: u32,
+    rate: u32,
+    settle_seconds: Option<u64>,
+    repair: bool,
+}
+
+async fn run_reconcile(
+    registry: &std::path::Path,
+    consumer: &str,
+    overrides: &DeployedOverrides,
+    run: ReconcileRun,
+    json: bool,
+) -> Result<ExitCode, OpsError> {
+    let consumers = fanout_registry::consumers_in(registry)?;
+    let entry = deployed::consumer(&consumers, consumer)?;
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let deployed = Deployed::find(&aws, entry, overrides).await?;
+    // Past the iterator-age alarm's threshold a record still in the stream would have alarmed.
+    let settle = run
+        .settle_seconds
+        .or_else(|| entry.settings["alarms"]["iteratorAgeMaxSeconds"].as_u64())
+        .unwrap_or(900);
+    let options = ReconcileOptions {
+        users_table: deployed::users_table(&aws, run.users_table.as_deref()).await?,
+        segments: run.segments,
+        rate: run.rate,
+        settle: Duration::from_secs(settle),
+        repair: run.repair,
+    };
+    let report = reconcile::reconcile(&aws, &deployed, &options, &Progress::new(json)).await?;
+    print(&report, json, || report.summary());
+    Ok(if report.clean() {
+        ExitCode::SUCCESS
+    } else {
         ExitCode::FAILURE
     })
 }

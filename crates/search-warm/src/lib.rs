@@ -28,8 +28,8 @@ use aws_sigv4::http_request::{
 };
 use aws_sigv4::sign::v4;
 use fanout_core::{
-    BatchProcessor, Change, ConfigError, ConsumerConfig, Env, RecordError, RecordHandler,
-    RecordInput, RecordOutcome, StreamView, TimeBudget, User,
+    BatchProcessor, Change, ConfigError, ConsumerConfig, EffectCheck, EffectState, Env,
+    RecordError, RecordHandler, RecordInput, RecordOutcome, StreamView, TimeBudget, User,
 };
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
@@ -225,6 +225,11 @@ impl SearchIndex {
 
     /// Whether a live document of `user_id` exists (a deleted one's tombstone does not count).
     pub async fn exists(&self, user_id: &str) -> Result<bool, RecordError> {
+        Ok(self.document_version(user_id).await?.is_some())
+    }
+
+    /// The version of the live document of `user_id`, if there is one.
+    pub async fn document_version(&self, user_id: &str) -> Result<Option<u64>, RecordError> {
         let mut url = self.endpoint.clone();
         url.path_segments_mut()
             .map_err(|()| RecordError::permanent("search endpoint cannot be a base URL"))?
@@ -232,8 +237,14 @@ impl SearchIndex {
             .extend([self.index.as_str(), "_doc", user_id]);
         let (status, body) = self.send(Method::GET, url, Vec::new()).await?;
         match status {
-            StatusCode::OK => Ok(true),
-            StatusCode::NOT_FOUND => Ok(false),
+            StatusCode::OK => serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|doc| doc["_version"].as_u64())
+                .map(Some)
+                .ok_or_else(|| {
+                    RecordError::Retryable("search get answered 200 without a _version".to_owned())
+                }),
+            StatusCode::NOT_FOUND => Ok(None),
             other => Err(RecordError::Retryable(format!(
                 "search get answered {other}: {body}"
             ))),
@@ -399,6 +410,38 @@ impl SearchWarm {
     ) -> Result<(BatchProcessor, Self), SearchSetupError> {
         let handler = SearchWarm::new(SearchIndex::from_config(aws, config)?);
         Ok((config.consumer.processor(CONSUMER, aws), handler))
+    }
+}
+
+/// Whether the index holds an item's current version.
+#[derive(Debug, Clone)]
+pub struct SearchCheck {
+    index: SearchIndex,
+}
+
+impl SearchCheck {
+    pub fn from_config(
+        aws: &aws_config::SdkConfig,
+        config: &SearchWarmConfig,
+    ) -> Result<Self, SearchSetupError> {
+        Ok(SearchCheck {
+            index: SearchIndex::from_config(aws, config)?,
+        })
+    }
+}
+
+impl EffectCheck for SearchCheck {
+    async fn check(&self, user: &User) -> Result<EffectState, RecordError> {
+        Ok(match self.index.document_version(&user.user_id).await? {
+            None => EffectState::Missing {
+                what: "no search document".to_owned(),
+            },
+            Some(have) if have < user.version => EffectState::Behind {
+                have,
+                want: user.version,
+            },
+            Some(_) => EffectState::Made,
+        })
     }
 }
 

@@ -7,9 +7,11 @@
 
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
 use fanout_core::effect_retry::UnsentOnlyRetries;
+use fanout_core::reconcile::ledger_check;
 use fanout_core::{
-    BatchProcessor, Change, ConfigError, ConsumerConfig, EffectKey, Env, Ledger, Plan, PlanChange,
-    RecordError, RecordHandler, RecordInput, RecordOutcome, StreamView, User, classify_sdk_error,
+    BatchProcessor, Change, ConfigError, ConsumerConfig, EffectCheck, EffectKey, EffectState, Env,
+    Ledger, Plan, PlanChange, RecordError, RecordHandler, RecordInput, RecordOutcome, StreamView,
+    User, classify_sdk_error,
 };
 
 /// The consumer's name: its ledger key prefix, log field and metric dimension.
@@ -111,6 +113,34 @@ impl WelcomeEmail {
     }
 }
 
+/// The ledger key of `user`'s welcome to `plan`: one email per user and plan, ever.
+pub fn welcome_key(user: &User, plan: &Plan) -> EffectKey {
+    EffectKey::new(CONSUMER, &[&user.user_id, plan.as_str()])
+}
+
+/// Whether a paid user's welcome to their current plan is in the ledger.
+#[derive(Debug, Clone)]
+pub struct WelcomeCheck {
+    ledger: Ledger,
+}
+
+impl WelcomeCheck {
+    pub fn from_config(aws: &aws_config::SdkConfig, config: &WelcomeEmailConfig) -> Self {
+        WelcomeCheck {
+            ledger: config.consumer.ledger.ledger(aws),
+        }
+    }
+}
+
+impl EffectCheck for WelcomeCheck {
+    async fn check(&self, user: &User) -> Result<EffectState, RecordError> {
+        if !user.plan.is_paid() {
+            return Ok(EffectState::NotDue);
+        }
+        ledger_check(&self.ledger, user, &[welcome_key(user, &user.plan)]).await
+    }
+}
+
 /// The welcome email's subject and text for `plan`.
 pub fn welcome_message(user: &User, plan: &Plan) -> (String, String) {
     let plan_name = match plan {
@@ -156,7 +186,7 @@ impl RecordHandler for WelcomeEmail {
             return Ok(RecordOutcome::Ignored);
         };
         let user = change.require_new(record)?;
-        let key = EffectKey::new(CONSUMER, &[&user.user_id, plan.as_str()]);
+        let key = welcome_key(user, plan);
         self.ledger
             .perform_once(&key, &input.time, || self.send(user, plan))
             .await

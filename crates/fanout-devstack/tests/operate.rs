@@ -1,0 +1,550 @@
+//! `fanout-ops redrive` and `reconcile`, run as an operator runs them (the built binary, the
+//! standard endpoint variables) against the local stack: the consumers' real binaries behind
+//! a local Lambda API (Invoke, GetFunctionConfiguration), their DLQs in ministack, the stream
+//! in DynamoDB Local, and the local event source mapping producing parked records and
+//! OnFailure records as Lambda does.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use fanout_devstack::demo::DemoOptions;
+use fanout_devstack::wiring::{LocalTargets, function_config};
+use fanout_esm::{LocalLambdaApi, LocalMapping, MappingSettings, RuntimeApiHost};
+use fanout_registry::ConsumerEntry;
+use fanout_testkit::fault_proxy::{Calls, Fault, FaultProxy, Rule};
+use fanout_testkit::queues::{drain_queue, peek_queue};
+use fanout_testkit::resources::create_queue;
+use fanout_testkit::ses_outbox::sent_emails;
+use fanout_testkit::{local_sdk_config, ministack_url, unique_name};
+use serde_json::{Value, json};
+
+/// One consumer wired as its stack wires it: its function (behind the shared Lambda API), its
+/// DLQ and its mapping on the Users stream.
+struct Wired {
+    dlq_url: String,
+    mapping: LocalMapping<Arc<RuntimeApiHost>>,
+}
+
+/// The local stack of one test: targets, consumers, a proxy in front of ministack's services
+/// (to make SES or EventBridge refuse or fail) and the Lambda API `fanout-ops` calls.
+struct Stage {
+    aws: aws_config::SdkConfig,
+    local: LocalTargets,
+    services: FaultProxy,
+    consumers: HashMap<String, Wired>,
+    lambda: LocalLambdaApi,
+}
+
+impl Stage {
+    /// Wires `names`; `max_retries` overrides each mapping's retry attempts (fewer retries get
+    /// a failing batch to its OnFailure record sooner).
+    async fn new(names: &[&str], max_retries: Option<u32>) -> Stage {
+        let aws = local_sdk_config().await;
+        let sqs = aws_sdk_sqs::Client::new(&aws);
+        let run = unique_name("ops");
+        let local = LocalTargets::create(&aws, &run).await.unwrap();
+        let services = FaultProxy::start(&ministack_url()).await.unwrap();
+        let functions_dir = DemoOptions::default().functions_dir;
+        let log_dir = functions_dir.join("../operate-logs");
+        std::fs::create_dir_all(&log_dir).unwrap();
+        let registry = fanout_testkit::registry::consumers().unwrap();
+        let mut consumers = HashMap::new();
+        let mut hosts = Vec::new();
+        for name in names {
+            let entry: &ConsumerEntry = registry.iter().find(|c| c.crate_name == *name).unwrap();
+            let dlq_url = create_queue(&sqs, &format!("{name}-dlq-{run}"))
+                .await
+                .unwrap();
+            let mut env = local
+                .values(local.search.endpoint())
+                .env_for(entry, &dlq_url)
+                .unwrap();
+            for variable in ["AWS_ENDPOINT_URL_SESV2", "AWS_ENDPOINT_URL_EVENTBRIDGE"] {
+                env.push((variable.to_owned(), services.endpoint()));
+            }
+            let log = log_dir.join(format!("{name}-{run}.log"));
+            let host = Arc::new(
+                RuntimeApiHost::start(function_config(entry, &functions_dir, env, Some(log)))
+                    .await
+                    .unwrap(),
+            );
+            hosts.push(Arc::clone(&host));
+            let mut settings = MappingSettings {
+                max_batching_window: Duration::ZERO,
+                ..MappingSettings::from_json(entry.event_source_mapping()).unwrap()
+            };
+            if let Some(retries) = max_retries {
+                settings.maximum_retry_attempts = retries;
+            }
+            let mapping =
+                LocalMapping::new(&aws, &local.stream_arn, *name, &dlq_url, settings, host);
+            consumers.insert((*name).to_owned(), Wired { dlq_url, mapping });
+        }
+        let lambda = LocalLambdaApi::start(hosts).await.unwrap();
+        Stage {
+            aws,
+            local,
+            services,
+            consumers,
+            lambda,
+        }
+    }
+
+    /// Writes a user as the API does: every write bumps `version`, `updatedAt` is now.
+    async fn put(&self, user: &str, plan: &str, version: u64) {
+        aws_sdk_dynamodb::Client::new(&self.aws)
+            .put_item()
+            .table_name(&self.local.users_table)
+            .item("userId", AttributeValue::S(user.to_owned()))
+            .item("email", AttributeValue::S(format!("{user}@example.com")))
+            .item("plan", AttributeValue::S(plan.to_owned()))
+            .item("version", AttributeValue::N(version.to_string()))
+            .item(
+                "updatedAt",
+                AttributeValue::S(fanout_core::time::rfc3339_now()),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// Runs `name`'s mapping until the stream has nothing more for it.
+    async fn deliver(&mut self, name: &str) {
+        let wired = self.consumers.get_mut(name).unwrap();
+        wired.mapping.poll_until_idle().await.unwrap();
+        wired.mapping.poll_until_idle().await.unwrap();
+    }
+
+    fn dlq(&self, name: &str) -> &str {
+        &self.consumers[name].dlq_url
+    }
+
+    async fn dlq_bodies(&self, name: &str) -> Vec<String> {
+        // Peeked messages hide for a second: wait it out so the next read sees them.
+        let bodies = peek_queue(&aws_sdk_sqs::Client::new(&self.aws), self.dlq(name))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        bodies
+    }
+
+    async fn send_to_dlq(&self, name: &str, body: &str) {
+        aws_sdk_sqs::Client::new(&self.aws)
+            .send_message()
+            .queue_url(self.dlq(name))
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    async fn emails_to(&self, user: &str) -> usize {
+        sent_emails(&ministack_url(), &self.local.sender)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|e| e.to.iter().any(|to| to == &format!("{user}@example.com")))
+            .count()
+    }
+
+    /// The CRM events published since the last call: (userId, version, detail-type).
+    async fn crm_events(&self) -> Vec<(String, u64, String)> {
+        drain_queue(&aws_sdk_sqs::Client::new(&self.aws), &self.local.crm_queue)
+            .await
+            .unwrap()
+            .iter()
+            .map(|body| {
+                let event: Value = serde_json::from_str(body).unwrap();
+                (
+                    event["detail"]["userId"].as_str().unwrap().to_owned(),
+                    event["detail"]["version"].as_u64().unwrap(),
+                    event["detail-type"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    /// Runs the `fanout-ops` binary with the local endpoints; returns its exit code, stdout
+    /// (JSON under `--json`) and stderr.
+    fn ops(&self, args: &[&str]) -> (i32, String, String) {
+        self.ops_with(args, &[])
+    }
+
+    fn ops_with(&self, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+        let binary = DemoOptions::default().functions_dir.join("fanout-ops");
+        assert!(
+            binary.is_file(),
+            "{} missing: `make test` builds it first",
+            binary.display()
+        );
+        let output = Command::new(binary)
+            .args(args)
+            .env("AWS_ENDPOINT_URL_LAMBDA", self.lambda.endpoint())
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    /// `fanout-ops redrive <name> --json` with the consumer's function and DLQ named by flag
+    /// (there is no stack to look them up in).
+    fn redrive(&self, name: &str, extra: &[&str]) -> (i32, Value) {
+        let mut args = vec![
+            "redrive",
+            name,
+            "--json",
+            "--function-name",
+            name,
+            "--dlq-url",
+            self.dlq(name),
+        ];
+        args.extend_from_slice(extra);
+        let (code, stdout, stderr) = self.ops(&args);
+        let report = serde_json::from_str(&stdout)
+            .unwrap_or_else(|e| panic!("redrive printed no JSON report ({e}): {stdout}\n{stderr}"));
+        (code, report)
+    }
+
+    fn reconcile(&self, name: &str, extra: &[&str]) -> (i32, Value) {
+        let mut args = vec![
+            "reconcile",
+            name,
+            "--json",
+            "--function-name",
+            name,
+            "--dlq-url",
+            self.dlq(name),
+            "--users-table",
+            &self.local.users_table,
+            "--settle-seconds",
+            "0",
+            "--rate",
+            "0",
+        ];
+        args.extend_from_slice(extra);
+        let (code, stdout, stderr) = self.ops(&args);
+        let report = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+            panic!("reconcile printed no JSON report ({e}): {stdout}\n{stderr}")
+        });
+        (code, report)
+    }
+}
+
+fn outcomes(report: &Value) -> Vec<String> {
+    report["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["outcome"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_parked_record_is_redriven_once_the_target_is_fixed_and_never_twice() {
+    let mut stage = Stage::new(&["welcome-email"], None).await;
+    // SES refuses the address: a permanent failure, parked with the full record.
+    stage.services.add(Rule::new(
+        "SendEmail",
+        Calls::Every,
+        Fault::Rejected {
+            status: 400,
+            code: "BadRequestException".to_owned(),
+        },
+    ));
+    stage.put("ada", "free", 1).await;
+    stage.put("ada", "pro", 2).await;
+    stage.deliver("welcome-email").await;
+    let parked = stage.dlq_bodies("welcome-email").await;
+    assert_eq!(parked.len(), 1, "one parked record: {parked:?}");
+
+    // --dry-run says what it would send, and sends nothing.
+    let (code, report) = stage.redrive("welcome-email", &["--dry-run"]);
+    assert_eq!(code, 0);
+    assert_eq!(outcomes(&report), ["dry-run"]);
+    assert_eq!(report["messages"][0]["records"], 1);
+    assert_eq!(stage.emails_to("ada").await, 0);
+
+    // Still refused: reported failed, kept, and not parked a second time.
+    let (code, report) = stage.redrive("welcome-email", &[]);
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(outcomes(&report), ["kept"]);
+    assert_eq!(stage.dlq_bodies("welcome-email").await.len(), 1);
+
+    // The fix (SES accepts the address): processed once, message deleted.
+    stage.services.clear();
+    let (code, report) = stage.redrive("welcome-email", &[]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(outcomes(&report), ["redriven"]);
+    assert_eq!(stage.emails_to("ada").await, 1);
+    assert!(stage.dlq_bodies("welcome-email").await.is_empty());
+
+    // Redriving again (the same message once more, as a second operator might): no new effect.
+    let (code, report) = stage.redrive("welcome-email", &[]);
+    assert_eq!((code, outcomes(&report).len()), (0, 0));
+    stage.send_to_dlq("welcome-email", &parked[0]).await;
+    let (code, report) = stage.redrive("welcome-email", &[]);
+    assert_eq!((code, outcomes(&report)), (0, vec!["redriven".to_owned()]));
+    assert_eq!(
+        stage.emails_to("ada").await,
+        1,
+        "the ledger makes a second redrive a no-op"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_on_failure_range_is_read_again_from_the_stream_and_delivered_in_order() {
+    let mut stage = Stage::new(&["crm-sync"], Some(2)).await;
+    // EventBridge down: every batch fails until the mapping gives up and sends its range.
+    stage
+        .services
+        .add(Rule::new("PutEvents", Calls::Every, Fault::Status(500)));
+    stage.put("bo", "free", 1).await;
+    stage.put("bo", "pro", 2).await;
+    stage.put("bo", "enterprise", 3).await;
+    stage.deliver("crm-sync").await;
+    let on_failure = stage.dlq_bodies("crm-sync").await;
+    assert!(!on_failure.is_empty(), "the mapping sent OnFailure records");
+    assert!(
+        on_failure.iter().all(|b| b.contains("DDBStreamBatchInfo")),
+        "{on_failure:?}"
+    );
+    assert!(stage.crm_events().await.is_empty());
+
+    // A trimmed range, a message that is neither kind: reported, kept, pointed at reconcile.
+    let mut trimmed: Value = serde_json::from_str(&on_failure[0]).unwrap();
+    trimmed["DDBStreamBatchInfo"]["approximateArrivalOfFirstRecord"] = json!(
+        fanout_core::time::rfc3339(std::time::SystemTime::now() - Duration::from_secs(25 * 3600))
+    );
+    stage.send_to_dlq("crm-sync", &trimmed.to_string()).await;
+    stage.send_to_dlq("crm-sync", r#"{"hello":"world"}"#).await;
+
+    stage.services.clear();
+    let (code, report) = stage.redrive("crm-sync", &[]);
+    assert_eq!(code, 1, "messages stay: {report}");
+    let mut seen = outcomes(&report);
+    seen.sort();
+    let mut expected = vec!["redriven".to_owned(); on_failure.len()];
+    expected.extend(["trimmed".to_owned(), "unrecognised".to_owned()]);
+    expected.sort();
+    assert_eq!(seen, expected, "{report}");
+    let (_, human, _) = stage.ops(&[
+        "redrive",
+        "crm-sync",
+        "--dry-run",
+        "--function-name",
+        "crm-sync",
+        "--dlq-url",
+        stage.dlq("crm-sync"),
+    ]);
+    assert!(human.contains("reconcile crm-sync --repair"), "{human}");
+
+    // Each version's event, once, in stream order.
+    let events = stage.crm_events().await;
+    let versions: Vec<u64> = events.iter().map(|(_, v, _)| *v).collect();
+    assert_eq!(versions, [1, 2, 3], "{events:?}");
+    assert_eq!(
+        stage.dlq_bodies("crm-sync").await.len(),
+        2,
+        "the trimmed and the unknown message stay"
+    );
+
+    // The same ranges again: read, delivered, deduplicated by the ledger.
+    for body in &on_failure {
+        stage.send_to_dlq("crm-sync", body).await;
+    }
+    let (_, report) = stage.redrive("crm-sync", &[]);
+    assert_eq!(
+        outcomes(&report)
+            .iter()
+            .filter(|o| *o == "redriven")
+            .count(),
+        on_failure.len()
+    );
+    assert!(
+        stage.crm_events().await.is_empty(),
+        "a second redrive publishes nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_input_is_named_and_deletes_nothing() {
+    let stage = Stage::new(&["audit-log"], None).await;
+    stage.send_to_dlq("audit-log", "not json at all").await;
+
+    let (code, _, stderr) = stage.ops(&["redrive", "nobody"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("no consumer nobody") && stderr.contains("crm-sync"),
+        "{stderr}"
+    );
+
+    // The Lambda API unreachable: the stack outputs cannot even be asked without flags, and
+    // with them the message is received, found unrecognisable, and kept.
+    let (code, report) = stage.redrive("audit-log", &[]);
+    assert_eq!(
+        (code, outcomes(&report)),
+        (1, vec!["unrecognised".to_owned()])
+    );
+
+    let (code, _, stderr) = stage.ops_with(
+        &[
+            "reconcile",
+            "audit-log",
+            "--function-name",
+            "audit-log",
+            "--dlq-url",
+            stage.dlq("audit-log"),
+            "--users-table",
+            &stage.local.users_table,
+        ],
+        &[("AWS_ENDPOINT_URL_LAMBDA", "http://127.0.0.1:9")],
+    );
+    assert_eq!(code, 2);
+    assert!(stderr.contains("GetFunctionConfiguration"), "{stderr}");
+    let (code, _, stderr) = stage.ops_with(
+        &[
+            "redrive",
+            "audit-log",
+            "--function-name",
+            "audit-log",
+            "--dlq-url",
+            stage.dlq("audit-log"),
+        ],
+        &[("AWS_ENDPOINT_URL_SQS", "http://127.0.0.1:9")],
+    );
+    assert_eq!(code, 2);
+    assert!(stderr.contains("ReceiveMessage"), "{stderr}");
+    assert_eq!(
+        stage.dlq_bodies("audit-log").await.len(),
+        1,
+        "nothing was deleted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reconcile_finds_exactly_the_drift_made_and_repairs_it_once() {
+    let names = ["welcome-email", "crm-sync", "search-warm", "audit-log"];
+    let mut stage = Stage::new(&names, None).await;
+    stage.put("amy", "free", 1).await;
+    stage.put("amy", "pro", 2).await;
+    stage.put("ben", "pro", 1).await;
+    stage.put("cal", "free", 1).await;
+    for name in names {
+        stage.deliver(name).await;
+    }
+    let dynamodb = aws_sdk_dynamodb::Client::new(&stage.aws);
+    let delete_ledger = |key: &str| {
+        dynamodb
+            .delete_item()
+            .table_name(&stage.local.ledger_table)
+            .key("pk", AttributeValue::S(key.to_owned()))
+            .send()
+    };
+    // The drift: a welcome and a CRM event whose ledger entries are gone, an audit row
+    // missing, and a search document left behind by a write search-warm never saw.
+    delete_ledger("welcome-email#ben#pro").await.unwrap();
+    delete_ledger("crm-sync#amy#2#UserPlanChanged")
+        .await
+        .unwrap();
+    let cal_rows = dynamodb
+        .query()
+        .table_name(&stage.local.audit_table)
+        .key_condition_expression("userId = :u")
+        .expression_attribute_values(":u", AttributeValue::S("cal".to_owned()))
+        .send()
+        .await
+        .unwrap();
+    let cal_row = &cal_rows.items()[0];
+    dynamodb
+        .delete_item()
+        .table_name(&stage.local.audit_table)
+        .key("userId", cal_row["userId"].clone())
+        .key("auditId", cal_row["auditId"].clone())
+        .send()
+        .await
+        .unwrap();
+    stage.put("dan", "free", 1).await;
+    stage.deliver("search-warm").await;
+    stage.put("dan", "free", 2).await;
+    for name in ["welcome-email", "crm-sync", "audit-log"] {
+        stage.deliver(name).await;
+    }
+    stage.crm_events().await;
+    let emails_before = stage.emails_to("ben").await;
+    let audit_rows = |user: &'static str| {
+        let dynamodb = dynamodb.clone();
+        let table = stage.local.audit_table.clone();
+        async move {
+            dynamodb
+                .query()
+                .table_name(table)
+                .key_condition_expression("userId = :u")
+                .expression_attribute_values(":u", AttributeValue::S(user.to_owned()))
+                .send()
+                .await
+                .unwrap()
+                .count()
+        }
+    };
+
+    let drift = |report: &Value| -> Vec<(String, u64)> {
+        report["drift"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                (
+                    d["userId"].as_str().unwrap().to_owned(),
+                    d["version"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let expected = [
+        ("welcome-email", ("ben", 1)),
+        ("crm-sync", ("amy", 2)),
+        ("audit-log", ("cal", 1)),
+        ("search-warm", ("dan", 2)),
+    ];
+    for (name, (user, version)) in expected {
+        let (code, report) = stage.reconcile(name, &[]);
+        assert_eq!(code, 1, "{name}: drift is exit 1: {report}");
+        assert_eq!(
+            drift(&report),
+            [(user.to_owned(), version)],
+            "{name}: {report}"
+        );
+        assert_eq!(report["scanned"], 4, "{name}");
+
+        let (code, report) = stage.reconcile(name, &["--repair"]);
+        assert_eq!(code, 0, "{name}: repaired: {report}");
+        assert_eq!(report["repair"]["repaired"], 1, "{name}: {report}");
+
+        let (code, report) = stage.reconcile(name, &["--repair"]);
+        assert_eq!(code, 0, "{name}: {report}");
+        assert!(drift(&report).is_empty(), "{name}: nothing left: {report}");
+        assert_eq!(report["repair"]["invocations"], 0, "{name}");
+    }
+    // Each repair made its effect once.
+    assert_eq!(stage.emails_to("ben").await, emails_before + 1);
+    let crm = stage.crm_events().await;
+    assert_eq!(
+        crm,
+        [("amy".to_owned(), 2, "UserCreated".to_owned())],
+        "{crm:?}"
+    );
+    assert_eq!(audit_rows("cal").await, 1);
+    assert_eq!(
+        stage.local.search.document("users", "dan").unwrap().version,
+        2
+    );
+}

@@ -1,0 +1,156 @@
+//! A consumer as deployed: its function, DLQ and mapping batch size, found from its stack's
+//! outputs (`FunctionName`, `DlqUrl`), each overridable by a flag; the Users table from the
+//! tables stack's SSM parameter.
+
+use fanout_registry::ConsumerEntry;
+
+use crate::error::OpsError;
+
+/// The SSM parameter the tables stack publishes the Users table name under.
+pub const USERS_TABLE_PARAMETER: &str = "/fanout/tables/users/name";
+
+/// What a flag may give instead of a lookup.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct DeployedOverrides {
+    /// The consumer's stack, when deployed under another name than its registry entry's.
+    #[arg(long)]
+    pub stack_name: Option<String>,
+    /// The function to invoke, instead of the stack's `FunctionName` output.
+    #[arg(long)]
+    pub function_name: Option<String>,
+    /// The DLQ, instead of the stack's `DlqUrl` output.
+    #[arg(long)]
+    pub dlq_url: Option<String>,
+}
+
+/// A consumer's deployed resources.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deployed {
+    pub consumer: String,
+    pub function_name: String,
+    pub dlq_url: String,
+    /// The mapping's batch size (the registry's): no redrive invocation carries more.
+    pub batch_size: usize,
+}
+
+/// The registry entry named `name` (crate or stack name), or an error listing the known ones.
+pub fn consumer<'a>(
+    consumers: &'a [ConsumerEntry],
+    name: &str,
+) -> Result<&'a ConsumerEntry, OpsError> {
+    consumers
+        .iter()
+        .find(|c| c.crate_name == name || c.name == name)
+        .ok_or_else(|| OpsError::UnknownConsumer {
+            consumer: name.to_owned(),
+            known: consumers
+                .iter()
+                .map(|c| c.crate_name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+}
+
+impl Deployed {
+    /// Looks up what `overrides` does not give in the stack's outputs.
+    pub async fn find(
+        aws: &aws_config::SdkConfig,
+        entry: &ConsumerEntry,
+        overrides: &DeployedOverrides,
+    ) -> Result<Self, OpsError> {
+        let batch_size = entry.event_source_mapping()["batchSize"]
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|n| *n > 0)
+            .ok_or_else(|| {
+                OpsError::Context(format!(
+                    "{}: eventSourceMapping.batchSize must be a positive number",
+                    entry.crate_name
+                ))
+            })?;
+        let (function_name, dlq_url) = match (&overrides.function_name, &overrides.dlq_url) {
+            (Some(function), Some(dlq)) => (function.clone(), dlq.clone()),
+            _ => {
+                let stack = overrides.stack_name.as_deref().unwrap_or(&entry.name);
+                let outputs = stack_outputs(aws, stack).await?;
+                let output = |key: &str| {
+                    outputs
+                        .iter()
+                        .find(|(k, _)| k == key)
+                        .map(|(_, v)| v.clone())
+                        .ok_or_else(|| OpsError::Lookup {
+                            what: format!("output {key} of stack {stack}"),
+                            message: "the stack has no such output; deploy it from this version of the app, or pass the value as a flag".to_owned(),
+                        })
+                };
+                (
+                    match &overrides.function_name {
+                        Some(f) => f.clone(),
+                        None => output("FunctionName")?,
+                    },
+                    match &overrides.dlq_url {
+                        Some(d) => d.clone(),
+                        None => output("DlqUrl")?,
+                    },
+                )
+            }
+        };
+        Ok(Deployed {
+            consumer: entry.crate_name.clone(),
+            function_name,
+            dlq_url,
+            batch_size,
+        })
+    }
+}
+
+async fn stack_outputs(
+    aws: &aws_config::SdkConfig,
+    stack: &str,
+) -> Result<Vec<(String, String)>, OpsError> {
+    let described = aws_sdk_cloudformation::Client::new(aws)
+        .describe_stacks()
+        .stack_name(stack)
+        .send()
+        .await
+        .map_err(|e| OpsError::Lookup {
+            what: format!("stack {stack}"),
+            message: fanout_core::error_chain(&e),
+        })?;
+    Ok(described
+        .stacks()
+        .first()
+        .map(|s| {
+            s.outputs()
+                .iter()
+                .filter_map(|o| Some((o.output_key()?.to_owned(), o.output_value()?.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// The Users table: `flag`, or the tables stack's SSM parameter.
+pub async fn users_table(
+    aws: &aws_config::SdkConfig,
+    flag: Option<&str>,
+) -> Result<String, OpsError> {
+    if let Some(name) = flag {
+        return Ok(name.to_owned());
+    }
+    aws_sdk_ssm::Client::new(aws)
+        .get_parameter()
+        .name(USERS_TABLE_PARAMETER)
+        .send()
+        .await
+        .map_err(|e| OpsError::Lookup {
+            what: format!("SSM parameter {USERS_TABLE_PARAMETER}"),
+            message: fanout_core::error_chain(&e),
+        })?
+        .parameter()
+        .and_then(|p| p.value())
+        .map(str::to_owned)
+        .ok_or_else(|| OpsError::Lookup {
+            what: format!("SSM parameter {USERS_TABLE_PARAMETER}"),
+            message: "it has no value".to_owned(),
+        })
+}

@@ -1,0 +1,457 @@
+//! `fanout-ops reconcile <consumer> [--repair]`: find the effects that were never made.
+//!
+//! A parallel `Scan` of `Users` (segments, a bounded rate) asks the consumer's own
+//! [`EffectCheck`] (in its crate, configured from its deployed function's environment) about
+//! each item's current image. Drift is an item whose effect is missing or behind. `--repair`
+//! sends each drifting item through the consumer's function as an `INSERT` record of its
+//! current image, `eventSource` naming the reconciler, so the ledger (or the target) keeps
+//! the repair exactly-once; then checks it again.
+//!
+//! Items written within the settle time are not judged: their records may still be on their
+//! way through the stream. Items written before the ledger's retention are not judged either
+//! ([`EffectState::OutsideWindow`]): the ledger can no longer vouch for them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use audit_log::{AuditCheck, AuditLogConfig};
+use aws_sdk_dynamodb::types::AttributeValue;
+use crm_sync::{CrmCheck, CrmSyncConfig};
+use fanout_core::reconcile::written_within;
+use fanout_core::{EffectCheck, EffectState, Env, RecordError, RecordOrigin, User};
+use search_warm::{SearchCheck, SearchWarmConfig};
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+use welcome_email::{WelcomeCheck, WelcomeEmailConfig};
+
+use crate::deployed::Deployed;
+use crate::error::OpsError;
+use crate::invoke::{Function, InvokeAnswer};
+use crate::progress::Progress;
+
+/// Each consumer's check. A new consumer with a durable effect record adds its line here.
+#[derive(Debug)]
+pub enum ConsumerCheck {
+    WelcomeEmail(WelcomeCheck),
+    CrmSync(CrmCheck),
+    SearchWarm(SearchCheck),
+    AuditLog(AuditCheck),
+}
+
+impl ConsumerCheck {
+    /// The check of `consumer`, configured from its function's environment `env`.
+    pub fn new(consumer: &str, aws: &aws_config::SdkConfig, env: &Env) -> Result<Self, OpsError> {
+        let config_error = |message: String| OpsError::CheckConfig {
+            consumer: consumer.to_owned(),
+            message,
+        };
+        Ok(match consumer {
+            welcome_email::CONSUMER => ConsumerCheck::WelcomeEmail(WelcomeCheck::from_config(
+                aws,
+                &WelcomeEmailConfig::from_env(env).map_err(|e| config_error(e.to_string()))?,
+            )),
+            crm_sync::CONSUMER => ConsumerCheck::CrmSync(CrmCheck::from_config(
+                aws,
+                &CrmSyncConfig::from_env(env).map_err(|e| config_error(e.to_string()))?,
+            )),
+            search_warm::CONSUMER => ConsumerCheck::SearchWarm(
+                SearchCheck::from_config(
+                    aws,
+                    &SearchWarmConfig::from_env(env).map_err(|e| config_error(e.to_string()))?,
+                )
+                .map_err(|e| config_error(e.to_string()))?,
+            ),
+            audit_log::CONSUMER => ConsumerCheck::AuditLog(AuditCheck::from_config(
+                aws,
+                &AuditLogConfig::from_env(env).map_err(|e| config_error(e.to_string()))?,
+            )),
+            other => {
+                return Err(OpsError::NoCheck {
+                    consumer: other.to_owned(),
+                });
+            }
+        })
+    }
+
+    async fn check(&self, user: &User) -> Result<EffectState, RecordError> {
+        match self {
+            ConsumerCheck::WelcomeEmail(c) => c.check(user).await,
+            ConsumerCheck::CrmSync(c) => c.check(user).await,
+            ConsumerCheck::SearchWarm(c) => c.check(user).await,
+            ConsumerCheck::AuditLog(c) => c.check(user).await,
+        }
+    }
+}
+
+/// How reconcile runs.
+#[derive(Debug, Clone)]
+pub struct ReconcileOptions {
+    pub users_table: String,
+    /// Parallel scan segments.
+    pub segments: u32,
+    /// Items judged per second at most, over all segments (0: unbounded).
+    pub rate: u32,
+    /// Items written more recently than this are not judged (still in flight).
+    pub settle: Duration,
+    pub repair: bool,
+}
+
+/// One drifting item.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Drift {
+    pub user_id: String,
+    pub version: u64,
+    pub what: String,
+}
+
+/// What `--repair` did.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RepairReport {
+    pub invocations: usize,
+    /// Drifting items whose effect the check finds made after the repair.
+    pub repaired: usize,
+    /// Items still drifting after the repair, and why.
+    pub still_drifting: Vec<Drift>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReconcileReport {
+    pub consumer: String,
+    pub users_table: String,
+    pub scanned: u64,
+    pub made: u64,
+    pub not_due: u64,
+    pub outside_window: u64,
+    pub in_flight: u64,
+    /// Items that are not a readable `User` (the consumer cannot act on them either).
+    pub unreadable: Vec<String>,
+    /// Items whose check could not be made (an error reaching the target).
+    pub unchecked: Vec<Drift>,
+    pub drift: Vec<Drift>,
+    pub repair: Option<RepairReport>,
+    pub seconds: f64,
+}
+
+impl ReconcileReport {
+    /// Whether nothing is left drifting, unreadable or unchecked.
+    pub fn clean(&self) -> bool {
+        self.unreadable.is_empty()
+            && self.unchecked.is_empty()
+            && match &self.repair {
+                Some(repair) => repair.still_drifting.is_empty(),
+                None => self.drift.is_empty(),
+            }
+    }
+
+    pub fn summary(&self) -> String {
+        let mut lines = Vec::new();
+        for d in &self.drift {
+            lines.push(format!("  drift {} v{}: {}", d.user_id, d.version, d.what));
+        }
+        for d in &self.unchecked {
+            lines.push(format!(
+                "  unchecked {} v{}: {}",
+                d.user_id, d.version, d.what
+            ));
+        }
+        for id in &self.unreadable {
+            lines.push(format!("  unreadable item {id}: not a User"));
+        }
+        lines.push(format!(
+            "reconcile {}: {} item(s) in {:.1} s: {} made, {} drift, {} not due, {} outside the ledger's retention, {} in flight, {} unreadable, {} unchecked",
+            self.consumer,
+            self.scanned,
+            self.seconds,
+            self.made,
+            self.drift.len(),
+            self.not_due,
+            self.outside_window,
+            self.in_flight,
+            self.unreadable.len(),
+            self.unchecked.len(),
+        ));
+        match &self.repair {
+            Some(repair) => lines.push(format!(
+                "repair: {} invocation(s), {} repaired, {} still drifting",
+                repair.invocations,
+                repair.repaired,
+                repair.still_drifting.len()
+            )),
+            None if !self.drift.is_empty() => lines.push(format!(
+                "run `fanout-ops reconcile {} --repair` to make the missing effects",
+                self.consumer
+            )),
+            None => {}
+        }
+        lines.join("\n")
+    }
+}
+
+/// A drifting item and its raw image, for the repair.
+struct Found {
+    drift: Drift,
+    user: User,
+    item: HashMap<String, AttributeValue>,
+}
+
+#[derive(Default)]
+struct Tally {
+    report: ReconcileReport,
+    found: Vec<Found>,
+}
+
+/// Reconciles `deployed` against the Users table.
+pub async fn reconcile(
+    aws: &aws_config::SdkConfig,
+    deployed: &Deployed,
+    options: &ReconcileOptions,
+    progress: &Progress,
+) -> Result<ReconcileReport, OpsError> {
+    let started = Instant::now();
+    let function = Function::new(aws, &deployed.function_name);
+    let env = Env::from_pairs(function.environment().await?);
+    let check = Arc::new(ConsumerCheck::new(&deployed.consumer, aws, &env)?);
+    let dynamodb = aws_sdk_dynamodb::Client::new(aws);
+    let table = dynamodb
+        .describe_table()
+        .table_name(&options.users_table)
+        .send()
+        .await
+        .map_err(|e| OpsError::Aws {
+            operation: format!("DynamoDB DescribeTable {}", options.users_table),
+            message: fanout_core::error_chain(&e),
+        })?;
+    let description = table.table();
+    let keys: Vec<String> = description
+        .map(|t| {
+            t.key_schema()
+                .iter()
+                .map(|k| k.attribute_name().to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    progress.start(
+        description
+            .and_then(|t| t.item_count())
+            .and_then(|n| u64::try_from(n).ok())
+            .unwrap_or(0),
+        "items",
+    );
+
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let segments = options.segments.max(1);
+    // Each segment paces itself to its share of the rate.
+    let pause = (options.rate > 0)
+        .then(|| Duration::from_secs_f64(f64::from(segments) / f64::from(options.rate)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for segment in 0..segments {
+        let (dynamodb, check, tally, progress) = (
+            dynamodb.clone(),
+            Arc::clone(&check),
+            Arc::clone(&tally),
+            progress.clone(),
+        );
+        let (table, settle) = (options.users_table.clone(), options.settle);
+        tasks.spawn(async move {
+            scan_segment(
+                &dynamodb, &table, segment, segments, pause, settle, &check, &tally, &progress,
+            )
+            .await
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(result) => result?,
+            Err(err) => {
+                return Err(OpsError::Aws {
+                    operation: "a scan segment".to_owned(),
+                    message: err.to_string(),
+                });
+            }
+        }
+    }
+    progress.finish();
+
+    let Tally {
+        mut report,
+        mut found,
+    } = Arc::try_unwrap(tally)
+        .map(Mutex::into_inner)
+        .unwrap_or_default();
+    report.consumer = deployed.consumer.clone();
+    report.users_table = options.users_table.clone();
+    found.sort_by(|a, b| a.drift.user_id.cmp(&b.drift.user_id));
+    report.drift = found.iter().map(|f| f.drift.clone()).collect();
+    if options.repair {
+        report.repair = Some(repair(&function, &check, deployed, &keys, &found, aws).await?);
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn scan_segment(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    segment: u32,
+    segments: u32,
+    pause: Option<Duration>,
+    settle: Duration,
+    check: &ConsumerCheck,
+    tally: &Mutex<Tally>,
+    progress: &Progress,
+) -> Result<(), OpsError> {
+    let mut pages = dynamodb
+        .scan()
+        .table_name(table)
+        .segment(i32::try_from(segment).unwrap_or(0))
+        .total_segments(i32::try_from(segments).unwrap_or(1))
+        .limit(100)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| OpsError::Aws {
+            operation: format!("DynamoDB Scan {table} segment {segment}"),
+            message: fanout_core::error_chain(&e),
+        })?;
+        for item in page.items() {
+            if let Some(pause) = pause {
+                tokio::time::sleep(pause).await;
+            }
+            judge(item, settle, check, tally).await;
+            progress.inc();
+        }
+    }
+    Ok(())
+}
+
+async fn judge(
+    item: &HashMap<String, AttributeValue>,
+    settle: Duration,
+    check: &ConsumerCheck,
+    tally: &Mutex<Tally>,
+) {
+    let user: Result<User, _> = serde_dynamo::from_item(item.clone());
+    let Ok(user) = user else {
+        let id = item
+            .get("userId")
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_else(|| "<no userId>".to_owned());
+        let mut tally = tally.lock().await;
+        tally.report.scanned += 1;
+        tally.report.unreadable.push(id);
+        return;
+    };
+    if !settle.is_zero() && written_within(&user, settle, SystemTime::now()) {
+        let mut tally = tally.lock().await;
+        tally.report.scanned += 1;
+        tally.report.in_flight += 1;
+        return;
+    }
+    let state = check.check(&user).await;
+    let mut tally = tally.lock().await;
+    tally.report.scanned += 1;
+    let drift = |what: String| Drift {
+        user_id: user.user_id.clone(),
+        version: user.version,
+        what,
+    };
+    match state {
+        Ok(EffectState::Made) => tally.report.made += 1,
+        Ok(EffectState::NotDue) => tally.report.not_due += 1,
+        Ok(EffectState::OutsideWindow) => tally.report.outside_window += 1,
+        Ok(EffectState::Missing { what }) => tally.found.push(Found {
+            drift: drift(what),
+            user: user.clone(),
+            item: item.clone(),
+        }),
+        Ok(EffectState::Behind { have, want }) => tally.found.push(Found {
+            drift: drift(format!("the target holds version {have}, the table {want}")),
+            user: user.clone(),
+            item: item.clone(),
+        }),
+        Err(err) => tally.report.unchecked.push(drift(err.to_string())),
+    }
+}
+
+/// Sends each drifting item through the function, in batches of the mapping's size, then
+/// checks it again.
+async fn repair(
+    function: &Function,
+    check: &ConsumerCheck,
+    deployed: &Deployed,
+    keys: &[String],
+    found: &[Found],
+    aws: &aws_config::SdkConfig,
+) -> Result<RepairReport, OpsError> {
+    let region = aws.region().map(|r| r.to_string()).unwrap_or_default();
+    let mut report = RepairReport::default();
+    for chunk in found.chunks(deployed.batch_size) {
+        let records: Vec<Value> = chunk
+            .iter()
+            .map(|f| reconcile_record(&f.item, keys, &f.user, &region))
+            .collect();
+        report.invocations += 1;
+        if let InvokeAnswer::FunctionError(message) = function.invoke(&records).await? {
+            tracing::warn!(%message, "the function failed a repair batch; its items are checked again below");
+        }
+    }
+    for f in found {
+        match check.check(&f.user).await {
+            Ok(EffectState::Made) => report.repaired += 1,
+            Ok(other) => report.still_drifting.push(Drift {
+                what: format!("after the repair: {other:?}"),
+                ..f.drift.clone()
+            }),
+            Err(err) => report.still_drifting.push(Drift {
+                what: format!("after the repair, not checked: {err}"),
+                ..f.drift.clone()
+            }),
+        }
+    }
+    Ok(report)
+}
+
+/// The stream record reconcile sends for an item: an `INSERT` of its current image, named
+/// after the item and version (so a second repair is the same record), from the reconciler.
+pub fn reconcile_record(
+    item: &HashMap<String, AttributeValue>,
+    keys: &[String],
+    user: &User,
+    region: &str,
+) -> Value {
+    let image = |names: Option<&[String]>| {
+        let chosen: HashMap<String, AttributeValue> = item
+            .iter()
+            .filter(|(name, _)| names.is_none_or(|n| n.contains(name)))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        serde_json::to_value(serde_dynamo::Item::from(chosen)).unwrap_or(Value::Null)
+    };
+    json!({
+        "eventID": format!("reconcile-{}-v{}", user.user_id, user.version),
+        "eventName": "INSERT",
+        "eventVersion": "1.1",
+        "eventSource": RecordOrigin::RECONCILE_EVENT_SOURCE,
+        "awsRegion": region,
+        "dynamodb": {
+            "ApproximateCreationDateTime": SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or_default(),
+            "Keys": image(Some(keys)),
+            "NewImage": image(None),
+            // Not a stream position: the item's version, so the record is reportable and the
+            // same on every repair.
+            "SequenceNumber": user.version.to_string(),
+            "SizeBytes": 0,
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+        }
+    })
+}
