@@ -18,7 +18,7 @@ OPS := target/debug/fanout-ops
 # unifies other features and rebuilds shared dependencies (minutes, with the AWS SDK).
 BUILD := cargo build --quiet --workspace --all-targets
 
-.PHONY: help tools tools-arm64 test test-rust test-unit test-consumer test-infra lint demo synth deploy diff package e2e reliability-table
+.PHONY: help tools tools-arm64 test test-rust test-unit test-consumer test-infra lint demo synth deploy diff package e2e reliability-table reconcile-scale
 
 help:
 	@echo "make demo                  run the whole fan-out on the local stack and show what each consumer did"
@@ -31,6 +31,7 @@ help:
 	@echo "make diff STACK=<name>     show what a deploy of that stack would change"
 	@echo "make package               both architectures' zips of every consumer, with their sizes"
 	@echo "make reliability-table     run the fault scenarios and rewrite README's reliability table from the run"
+	@echo "make reconcile-scale [N=10000]  time fanout-ops reconcile over N users on the local stack"
 
 ## Local stack tools, installed into an ignored folder.
 $(TOOLS)/.dynamodb-local-$(DYNAMODB_LOCAL_VERSION):
@@ -120,6 +121,12 @@ test-consumer: tools infra/node_modules/.installed
 reliability-table: tools
 	$(BUILD)
 	FANOUT_UPDATE_README=1 $(LOCAL) with -- cargo nextest run -p fanout-devstack --test reliability
+
+## How long `fanout-ops reconcile` takes over N users on the local stack (a bench binary).
+N ?= 10000
+reconcile-scale: tools
+	$(BUILD)
+	$(LOCAL) with -- target/debug/examples/reconcile_scale $(N)
 
 ## Demo: crates/fanout-devstack/scenarios/demo.json on the local stack, with the real binaries.
 demo: tools
