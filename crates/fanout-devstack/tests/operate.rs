@@ -195,11 +195,11 @@ impl Stage {
         )
     }
 
-    /// `fanout-ops redrive <name> --json` with the consumer's function and DLQ named by flag
-    /// (there is no stack to look them up in).
-    fn redrive(&self, name: &str, extra: &[&str]) -> (i32, Value) {
+    /// `fanout-ops <command> <name> --json` with the consumer's function and DLQ named by flag
+    /// (there is no stack to look them up in), and its JSON report.
+    fn report(&self, command: &str, name: &str, extra: &[&str]) -> (i32, Value) {
         let mut args = vec![
-            "redrive",
+            command,
             name,
             "--json",
             "--function-name",
@@ -209,20 +209,20 @@ impl Stage {
         ];
         args.extend_from_slice(extra);
         let (code, stdout, stderr) = self.ops(&args);
-        let report = serde_json::from_str(&stdout)
-            .unwrap_or_else(|e| panic!("redrive printed no JSON report ({e}): {stdout}\n{stderr}"));
+        let report = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+            panic!("{command} printed no JSON report ({e}): {stdout}\n{stderr}")
+        });
         (code, report)
     }
 
+    fn redrive(&self, name: &str, extra: &[&str]) -> (i32, Value) {
+        self.report("redrive", name, extra)
+    }
+
+    /// Reconcile over this stage's table, judging every item at once (no settle time, no
+    /// rate bound).
     fn reconcile(&self, name: &str, extra: &[&str]) -> (i32, Value) {
         let mut args = vec![
-            "reconcile",
-            name,
-            "--json",
-            "--function-name",
-            name,
-            "--dlq-url",
-            self.dlq(name),
             "--users-table",
             &self.local.users_table,
             "--settle-seconds",
@@ -231,11 +231,7 @@ impl Stage {
             "0",
         ];
         args.extend_from_slice(extra);
-        let (code, stdout, stderr) = self.ops(&args);
-        let report = serde_json::from_str(&stdout).unwrap_or_else(|e| {
-            panic!("reconcile printed no JSON report ({e}): {stdout}\n{stderr}")
-        });
-        (code, report)
+        self.report("reconcile", name, &args)
     }
 }
 

@@ -9,7 +9,7 @@
 //! `{name}` is a function name or ARN. Requests are not authenticated (loopback only).
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -22,7 +22,7 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use crate::invoke::{Invoke, InvokeError};
-use crate::runtime_api::RuntimeApiHost;
+use crate::runtime_api::{RuntimeApiHost, serve_on_loopback};
 
 struct Functions {
     by_name: HashMap<String, Arc<RuntimeApiHost>>,
@@ -54,8 +54,6 @@ impl LocalLambdaApi {
                 .collect(),
             invocations: AtomicU32::new(0),
         });
-        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
-        let addr = listener.local_addr()?;
         let app = Router::new()
             .route("/2015-03-31/functions/{name}/invocations", post(invoke))
             .route(
@@ -63,11 +61,7 @@ impl LocalLambdaApi {
                 get(configuration),
             )
             .with_state(Arc::clone(&functions));
-        let server = tokio::spawn(async move {
-            if let Err(err) = axum::serve(listener, app).await {
-                tracing::error!(error = %err, "local Lambda API stopped");
-            }
-        });
+        let (addr, server) = serve_on_loopback(app, "local Lambda API").await?;
         Ok(LocalLambdaApi {
             addr,
             functions,

@@ -108,6 +108,21 @@ impl std::fmt::Debug for RuntimeApiHost {
     }
 }
 
+/// Serves `app` on a free loopback port until the returned task is aborted.
+pub(crate) async fn serve_on_loopback(
+    app: Router,
+    what: &'static str,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+    let addr = listener.local_addr()?;
+    let server = tokio::spawn(async move {
+        if let Err(err) = axum::serve(listener, app).await {
+            tracing::error!(error = %err, "{what} server stopped");
+        }
+    });
+    Ok((addr, server))
+}
+
 impl RuntimeApiHost {
     /// Serves the Runtime API on a free loopback port. The process starts on the first
     /// invocation.
@@ -116,10 +131,6 @@ impl RuntimeApiHost {
             return Err(HostError::NoBinary(config.binary));
         }
         let shared = Arc::new(Shared::default());
-        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .await
-            .map_err(HostError::Bind)?;
-        let addr = listener.local_addr().map_err(HostError::Bind)?;
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
             .route(
@@ -129,11 +140,9 @@ impl RuntimeApiHost {
             .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
             .route("/2018-06-01/runtime/init/error", post(init_error))
             .with_state(Arc::clone(&shared));
-        let server = tokio::spawn(async move {
-            if let Err(err) = axum::serve(listener, app).await {
-                tracing::error!(error = %err, "Runtime API server stopped");
-            }
-        });
+        let (addr, server) = serve_on_loopback(app, "Runtime API")
+            .await
+            .map_err(HostError::Bind)?;
         Ok(RuntimeApiHost {
             config,
             addr,

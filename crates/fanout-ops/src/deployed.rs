@@ -33,24 +33,6 @@ pub struct Deployed {
     pub batch_size: usize,
 }
 
-/// The registry entry named `name` (crate or stack name), or an error listing the known ones.
-pub fn consumer<'a>(
-    consumers: &'a [ConsumerEntry],
-    name: &str,
-) -> Result<&'a ConsumerEntry, OpsError> {
-    consumers
-        .iter()
-        .find(|c| c.crate_name == name || c.name == name)
-        .ok_or_else(|| OpsError::UnknownConsumer {
-            consumer: name.to_owned(),
-            known: consumers
-                .iter()
-                .map(|c| c.crate_name.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        })
-}
-
 impl Deployed {
     /// Looks up what `overrides` does not give in the stack's outputs.
     pub async fn find(

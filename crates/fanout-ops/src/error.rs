@@ -11,8 +11,6 @@ pub enum OpsError {
     Registry(#[from] fanout_registry::RegistryError),
     #[error("no stack {stack}: the app has FanoutTables and the consumer stacks {known}")]
     UnknownStack { stack: String, known: String },
-    #[error("no consumer {consumer}: the registry has {known}")]
-    UnknownConsumer { consumer: String, known: String },
     /// A resource the command needs could not be found or read.
     #[error("looking up {what}: {message}")]
     Lookup { what: String, message: String },
@@ -25,4 +23,15 @@ pub enum OpsError {
     NoCheck { consumer: String },
     #[error("configuring {consumer}'s check from its function's environment: {message}")]
     CheckConfig { consumer: String, message: String },
+}
+
+impl OpsError {
+    /// The error of a failed AWS call `operation`, for `map_err`.
+    pub fn aws<E: std::error::Error>(operation: impl Into<String>) -> impl FnOnce(E) -> OpsError {
+        let operation = operation.into();
+        move |err| OpsError::Aws {
+            operation,
+            message: fanout_core::error_chain(&err),
+        }
+    }
 }

@@ -65,10 +65,7 @@ impl Function {
             .payload(Blob::new(payload))
             .send()
             .await
-            .map_err(|e| OpsError::Aws {
-                operation: format!("Lambda Invoke {}", self.name),
-                message: fanout_core::error_chain(&e),
-            })?;
+            .map_err(OpsError::aws(format!("Lambda Invoke {}", self.name)))?;
         let body: Value = output
             .payload()
             .and_then(|p| serde_json::from_slice(p.as_ref()).ok())
@@ -90,10 +87,10 @@ impl Function {
             .function_name(&self.name)
             .send()
             .await
-            .map_err(|e| OpsError::Aws {
-                operation: format!("Lambda GetFunctionConfiguration {}", self.name),
-                message: fanout_core::error_chain(&e),
-            })?;
+            .map_err(OpsError::aws(format!(
+                "Lambda GetFunctionConfiguration {}",
+                self.name
+            )))?;
         Ok(output
             .environment()
             .and_then(|e| e.variables())

@@ -12,6 +12,7 @@ use fanout_ops::progress::Progress;
 use fanout_ops::reconcile::{self, ReconcileOptions};
 use fanout_ops::redrive::{self, RedriveOptions};
 use fanout_ops::{CdkContext, OpsError};
+use fanout_registry::ConsumerEntry;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -214,17 +215,32 @@ async fn run_redrive(
     options: &RedriveOptions,
     json: bool,
 ) -> Result<ExitCode, OpsError> {
-    let consumers = fanout_registry::consumers_in(registry)?;
-    let entry = deployed::consumer(&consumers, consumer)?;
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let deployed = Deployed::find(&aws, entry, overrides).await?;
-    let report = redrive::redrive(&aws, entry, &deployed, options, &Progress::new(json)).await?;
+    let (entry, aws, deployed) = locate(registry, consumer, overrides).await?;
+    let report = redrive::redrive(&aws, &entry, &deployed, options, &Progress::new(json)).await?;
     print(&report, json, || report.summary());
-    Ok(if report.all_redriven() {
+    Ok(done_if(report.all_redriven()))
+}
+
+/// The registry entry of `consumer`, the SDK config, and the consumer as deployed.
+async fn locate(
+    registry: &std::path::Path,
+    consumer: &str,
+    overrides: &DeployedOverrides,
+) -> Result<(ConsumerEntry, aws_config::SdkConfig, Deployed), OpsError> {
+    let consumers = fanout_registry::consumers_in(registry)?;
+    let entry = fanout_registry::find_in(&consumers, consumer, registry)?.clone();
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let deployed = Deployed::find(&aws, &entry, overrides).await?;
+    Ok((entry, aws, deployed))
+}
+
+/// Exit 0 when the work left nothing behind, 1 when it did (2 is an error that stopped it).
+fn done_if(clean: bool) -> ExitCode {
+    if clean {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
-    })
+    }
 }
 
 /// Reconcile's flags, before the table and settle time are resolved.
@@ -243,10 +259,7 @@ async fn run_reconcile(
     run: ReconcileRun,
     json: bool,
 ) -> Result<ExitCode, OpsError> {
-    let consumers = fanout_registry::consumers_in(registry)?;
-    let entry = deployed::consumer(&consumers, consumer)?;
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let deployed = Deployed::find(&aws, entry, overrides).await?;
+    let (entry, aws, deployed) = locate(registry, consumer, overrides).await?;
     // Past the iterator-age alarm's threshold a record still in the stream would have alarmed.
     let settle = run
         .settle_seconds
@@ -261,9 +274,5 @@ async fn run_reconcile(
     };
     let report = reconcile::reconcile(&aws, &deployed, &options, &Progress::new(json)).await?;
     print(&report, json, || report.summary());
-    Ok(if report.clean() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(done_if(report.clean()))
 }

@@ -222,10 +222,10 @@ pub async fn reconcile(
         .table_name(&options.users_table)
         .send()
         .await
-        .map_err(|e| OpsError::Aws {
-            operation: format!("DynamoDB DescribeTable {}", options.users_table),
-            message: fanout_core::error_chain(&e),
-        })?;
+        .map_err(OpsError::aws(format!(
+            "DynamoDB DescribeTable {}",
+            options.users_table
+        )))?;
     let description = table.table();
     let keys: Vec<String> = description
         .map(|t| {
@@ -315,10 +315,9 @@ async fn scan_segment(
         .into_paginator()
         .send();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| OpsError::Aws {
-            operation: format!("DynamoDB Scan {table} segment {segment}"),
-            message: fanout_core::error_chain(&e),
-        })?;
+        let page = page.map_err(OpsError::aws(format!(
+            "DynamoDB Scan {table} segment {segment}"
+        )))?;
         for item in page.items() {
             if let Some(pause) = pause {
                 tokio::time::sleep(pause).await;

@@ -232,10 +232,7 @@ pub async fn redrive(
                         .receipt_handle(&receipt)
                         .send()
                         .await
-                        .map_err(|e| OpsError::Aws {
-                            operation: format!("SQS DeleteMessage {id}"),
-                            message: fanout_core::error_chain(&e),
-                        })?;
+                        .map_err(OpsError::aws(format!("SQS DeleteMessage {id}")))?;
                 } else {
                     keep.push(receipt);
                 }
@@ -251,13 +248,18 @@ pub async fn redrive(
     progress.finish();
     // Kept messages are visible again at once: the next run, or an operator, sees them.
     for receipt in keep {
-        let _ = sqs
+        if let Err(err) = sqs
             .change_message_visibility()
             .queue_url(&deployed.dlq_url)
             .receipt_handle(receipt)
             .visibility_timeout(0)
             .send()
-            .await;
+            .await
+        {
+            // Not lost: it becomes visible again when the visibility timeout ends.
+            tracing::warn!(error = %fanout_core::error_chain(&err),
+                "a kept message stays hidden until its visibility timeout ends");
+        }
     }
     if let Some(err) = failure {
         return Err(err);
@@ -288,10 +290,10 @@ async fn receive_all(
             .wait_time_seconds(1)
             .send()
             .await
-            .map_err(|e| OpsError::Aws {
-                operation: format!("SQS ReceiveMessage {}", deployed.dlq_url),
-                message: fanout_core::error_chain(&e),
-            })?;
+            .map_err(OpsError::aws(format!(
+                "SQS ReceiveMessage {}",
+                deployed.dlq_url
+            )))?;
         let batch = received.messages().to_vec();
         if batch.is_empty() {
             break;

@@ -26,7 +26,7 @@ pub enum RegistryError {
     Read { path: PathBuf, message: String },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
-    #[error("no consumer {wanted:?} in {path}; known: {known}")]
+    #[error("no consumer {wanted} in {path}; known: {known}")]
     Unknown {
         wanted: String,
         path: PathBuf,
@@ -124,18 +124,27 @@ pub fn consumers() -> Result<Vec<ConsumerEntry>, RegistryError> {
 
 /// One consumer, by stack name (`WelcomeEmail`) or crate name (`welcome-email`).
 pub fn consumer(wanted: &str) -> Result<ConsumerEntry, RegistryError> {
-    let all = consumers()?;
-    let known = all
+    find_in(&consumers()?, wanted, &registry_dir()).cloned()
+}
+
+/// One of `consumers` (read from `dir`), by stack or crate name; otherwise an error naming the
+/// known ones.
+pub fn find_in<'a>(
+    consumers: &'a [ConsumerEntry],
+    wanted: &str,
+    dir: &Path,
+) -> Result<&'a ConsumerEntry, RegistryError> {
+    consumers
         .iter()
-        .map(|c| c.crate_name.as_str())
-        .collect::<Vec<_>>()
-        .join(", ");
-    all.into_iter()
         .find(|c| c.name == wanted || c.crate_name == wanted)
         .ok_or_else(|| RegistryError::Unknown {
             wanted: wanted.to_owned(),
-            path: registry_dir(),
-            known,
+            path: dir.to_owned(),
+            known: consumers
+                .iter()
+                .map(|c| c.crate_name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
         })
 }
 
