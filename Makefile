@@ -18,7 +18,7 @@ OPS := target/debug/fanout-ops
 # unifies other features and rebuilds shared dependencies (minutes, with the AWS SDK).
 BUILD := cargo build --quiet --workspace --all-targets
 
-.PHONY: help tools tools-arm64 test test-rust test-unit test-consumer test-infra lint demo synth deploy diff package e2e reliability-table reconcile-scale
+.PHONY: help tools tools-arm64 bench test test-rust test-unit test-consumer test-infra lint demo synth deploy diff package e2e reliability-table reconcile-scale
 
 help:
 	@echo "make demo                  run the whole fan-out on the local stack and show what each consumer did"
@@ -32,6 +32,7 @@ help:
 	@echo "make package               both architectures' zips of every consumer, with their sizes"
 	@echo "make reliability-table     run the fault scenarios and rewrite README's reliability table from the run"
 	@echo "make reconcile-scale [N=10000]  time fanout-ops reconcile over N users on the local stack"
+	@echo "make bench [PERF=1]        welcome-email beside a Powertools-Python peer: cost per million records, the budget (exit 1 if missed)"
 
 ## Local stack tools, installed into an ignored folder.
 $(TOOLS)/.dynamodb-local-$(DYNAMODB_LOCAL_VERSION):
@@ -127,6 +128,27 @@ N ?= 10000
 reconcile-scale: tools
 	$(BUILD)
 	$(LOCAL) with -- target/debug/examples/reconcile_scale $(N)
+
+## The benchmark (crates/fanout-bench): the release zips cargo-lambda builds for both
+## architectures, the Powertools peer (bench/peer) in its own venv, then both measured side by
+## side on the local stack. Report and chart in target/bench/; exit 1 when a budget line is missed.
+PEER := $(TOOLS)/bench-peer
+$(PEER)/.installed: bench/peer/requirements.txt
+	python3 -m venv $(PEER)
+	$(PEER)/bin/pip install --quiet --disable-pip-version-check -r bench/peer/requirements.txt
+	touch $@
+
+BENCH_ARGS := $(if $(PERF),--perf,)
+bench: tools $(TOOLS)/.arm64-$(ZIGLANG_VERSION) $(PEER)/.installed
+	$(BUILD)
+	for arch in x86_64 arm64; do \
+	  flag=$$([ $$arch = arm64 ] && echo --arm64 || echo --x86-64); \
+	  PATH="$(VENV_BIN):$$PATH" cargo lambda build --quiet --release $$flag --output-format zip \
+	    --lambda-dir target/lambda/$$arch --package welcome-email; \
+	  python3 -m zipfile -e target/lambda/$$arch/welcome-email/bootstrap.zip target/lambda/$$arch/welcome-email; \
+	  chmod +x target/lambda/$$arch/welcome-email/bootstrap; \
+	done
+	$(LOCAL) with -- target/debug/fanout-bench $(BENCH_ARGS)
 
 ## Demo: crates/fanout-devstack/scenarios/demo.json on the local stack, with the real binaries.
 demo: tools

@@ -371,6 +371,8 @@ async fn next(State(shared): State<Arc<Shared>>) -> Response {
                     headers.insert(name, value);
                 }
             };
+            // Runtime clients that decode by content type (Python's awslambdaric) need it.
+            put("content-type", "application/json");
             put("lambda-runtime-aws-request-id", &pending.request_id);
             put(
                 "lambda-runtime-deadline-ms",

@@ -106,6 +106,21 @@ pub async fn create_ledger_table(client: &DynamoDb, name: &str) -> Result<(), Re
     Ok(())
 }
 
+/// A table keyed by `id` alone: what Powertools' idempotency `DynamoDBPersistenceLayer` uses
+/// by default (the peer `make bench` measures fanout against).
+pub async fn create_id_keyed_table(client: &DynamoDb, name: &str) -> Result<(), ResourceError> {
+    client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute("id", ScalarAttributeType::S)?)
+        .key_schema(key("id", KeyType::Hash)?)
+        .send()
+        .await
+        .map_err(|e| fail("table", name, e))?;
+    Ok(())
+}
+
 /// `UserAudit`: key `userId` + sort key `auditId` (unique per stream record).
 pub async fn create_audit_table(client: &DynamoDb, name: &str) -> Result<(), ResourceError> {
     client

@@ -1,0 +1,417 @@
+//! The side-by-side table and the budget.
+
+use std::fmt::Write;
+
+use crate::cost::{self, BatchProfile, MillionRecords, Prices};
+use crate::measure::{Latency, RunResult};
+
+/// Both passes of one implementation.
+#[derive(Debug, Clone)]
+pub struct Measured {
+    pub label: &'static str,
+    pub loopback: RunResult,
+    pub latency: RunResult,
+}
+
+impl Measured {
+    /// The latency pass as the cost model sees it; memory and logs from whichever pass used more.
+    pub fn profile(&self) -> BatchProfile {
+        BatchProfile {
+            records: crate::workload::BATCH_RECORDS as f64,
+            wall_ms: self.latency.warm_median_ms(),
+            cpu_ms: self.latency.cpu_ms_per_batch(),
+            peak_rss_mib: self.loopback.peak_rss_mib.max(self.latency.peak_rss_mib),
+            writes_per_record: self.loopback.writes_per_record(),
+            log_bytes_per_record: self.loopback.log_bytes_per_record(),
+        }
+    }
+
+    pub fn cheapest(&self, prices: &Prices) -> Option<MillionRecords> {
+        cost::sweep(&self.profile(), prices).1
+    }
+}
+
+/// Sizes of the deployment zips, bytes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ZipSizes {
+    pub x86_64: Option<u64>,
+    pub arm64: Option<u64>,
+}
+
+/// One budget line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BudgetLine {
+    pub what: String,
+    pub limit: String,
+    pub measured: String,
+    pub met: bool,
+}
+
+const MB: f64 = 1_000_000.0;
+
+/// The budget fanout's welcome-email must meet against the peer of the same run.
+pub fn budget(
+    fanout: &Measured,
+    peer: &Measured,
+    zips: ZipSizes,
+    prices: &Prices,
+) -> Vec<BudgetLine> {
+    let mut lines = Vec::new();
+    let mut line = |what: &str, limit: String, measured: String, met: bool| {
+        lines.push(BudgetLine {
+            what: what.to_owned(),
+            limit,
+            measured,
+            met,
+        });
+    };
+    let (ours, theirs) = (
+        fanout.loopback.cpu_us_per_record(),
+        peer.loopback.cpu_us_per_record(),
+    );
+    line(
+        "CPU per record",
+        format!("<= 1/15 of the peer's ({:.0} us)", theirs / 15.0),
+        format!(
+            "{ours:.0} us (1/{:.1})",
+            theirs / ours.max(f64::MIN_POSITIVE)
+        ),
+        ours * 15.0 <= theirs,
+    );
+    let (ours, theirs) = (
+        fanout
+            .cheapest(prices)
+            .map_or(f64::INFINITY, |c| c.compute_usd),
+        peer.cheapest(prices).map_or(0.0, |c| c.compute_usd),
+    );
+    line(
+        "Compute cost per million records",
+        format!("<= 1/10 of the peer's (${:.4})", theirs / 10.0),
+        format!("${ours:.4} (1/{:.1})", theirs / ours.max(f64::MIN_POSITIVE)),
+        ours * 10.0 <= theirs,
+    );
+    let bytes = fanout.loopback.log_bytes_per_record();
+    line(
+        "Log bytes per successful record at INFO",
+        "<= 100".into(),
+        format!("{bytes:.1}"),
+        bytes <= 100.0,
+    );
+    let init = fanout.loopback.init_ms;
+    line(
+        "Init",
+        "<= 15 ms".into(),
+        format!("{init:.1} ms"),
+        init <= 15.0,
+    );
+    let rss = fanout.profile().peak_rss_mib;
+    line(
+        "Peak RSS, 100-record batches",
+        "<= 16 MiB".into(),
+        format!("{rss:.1} MiB"),
+        rss <= 16.0,
+    );
+    match zips.x86_64 {
+        Some(size) => line(
+            "x86_64 zip",
+            "<= 3.5 MB".into(),
+            format!("{:.2} MB", size as f64 / MB),
+            size as f64 <= 3.5 * MB,
+        ),
+        None => line("x86_64 zip", "<= 3.5 MB".into(), "not built".into(), false),
+    }
+    let per_new = fanout.loopback.writes_per_new_effect.unwrap_or(f64::NAN);
+    let per_duplicate = fanout.loopback.writes_per_duplicate.unwrap_or(f64::NAN);
+    let reads = fanout.loopback.reads + fanout.latency.reads;
+    line(
+        "DynamoDB requests",
+        "2 writes per new effect, 1 per duplicate, 0 reads".into(),
+        format!("{per_new:.2} per new effect, {per_duplicate:.2} per duplicate, {reads} reads"),
+        per_new == 2.0 && per_duplicate == 1.0 && reads == 0,
+    );
+    lines
+}
+
+/// The report: the settings, the table, the memory sweep and the budget.
+pub fn markdown(
+    fanout: &Measured,
+    peer: &Measured,
+    zips: ZipSizes,
+    latency: Latency,
+    prices: &Prices,
+    budget: &[BudgetLine],
+    header: &str,
+) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{header}\n");
+    let (f_cost, p_cost) = (fanout.cheapest(prices), peer.cheapest(prices));
+    let mut rows: Vec<(String, String, String, String)> = Vec::new();
+    let mut row = |what: &str, ours: String, theirs: String, ratio: String| {
+        rows.push((what.to_owned(), ours, theirs, ratio));
+    };
+    let ratio = |ours: f64, theirs: f64| {
+        if ours > 0.0 {
+            format!("{:.1}x", theirs / ours)
+        } else {
+            "-".to_owned()
+        }
+    };
+    let usd =
+        |c: Option<MillionRecords>, f: fn(&MillionRecords) -> f64| c.as_ref().map_or(f64::NAN, f);
+    let (fc, pc) = (
+        usd(f_cost, |c| c.compute_usd),
+        usd(p_cost, |c| c.compute_usd),
+    );
+    row(
+        "**Compute per million records** (cheapest size, arm64)",
+        format!("**${fc:.4}**"),
+        format!("**${pc:.4}**"),
+        format!("**{}**", ratio(fc, pc)),
+    );
+    let size =
+        |c: Option<MillionRecords>| c.map_or("-".to_owned(), |c| format!("{} MB", c.memory_mb));
+    row(
+        "Cheapest memory size",
+        size(f_cost),
+        size(p_cost),
+        String::new(),
+    );
+    let (fb, pb) = (
+        usd(f_cost, |c| c.billed_ms_per_batch),
+        usd(p_cost, |c| c.billed_ms_per_batch),
+    );
+    row(
+        "Billed duration per batch at that size",
+        format!("{fb:.0} ms"),
+        format!("{pb:.0} ms"),
+        ratio(fb, pb),
+    );
+    let (fg, pg) = (usd(f_cost, |c| c.gb_seconds), usd(p_cost, |c| c.gb_seconds));
+    row(
+        "GB-seconds per million records",
+        format!("{fg:.1}"),
+        format!("{pg:.1}"),
+        ratio(fg, pg),
+    );
+    let (fl, pl) = (usd(f_cost, |c| c.logs_usd), usd(p_cost, |c| c.logs_usd));
+    row(
+        "Log ingestion per million records",
+        format!("${fl:.4}"),
+        format!("${pl:.4}"),
+        ratio(fl, pl),
+    );
+    let (fw, pw) = (usd(f_cost, |c| c.writes_usd), usd(p_cost, |c| c.writes_usd));
+    row(
+        "DynamoDB writes per million records",
+        format!("${fw:.4}"),
+        format!("${pw:.4}"),
+        ratio(fw, pw),
+    );
+    let (ft, pt) = (
+        usd(f_cost, MillionRecords::total_usd),
+        usd(p_cost, MillionRecords::total_usd),
+    );
+    row(
+        "Total per million records (compute + logs + writes)",
+        format!("${ft:.4}"),
+        format!("${pt:.4}"),
+        ratio(ft, pt),
+    );
+    let (fl, pl) = (
+        fanout.latency.warm_median_ms(),
+        peer.latency.warm_median_ms(),
+    );
+    row(
+        "Batch wall time at service latencies, median",
+        format!("{fl:.0} ms"),
+        format!("{pl:.0} ms"),
+        ratio(fl, pl),
+    );
+    let (fl, pl) = (fanout.latency.warm_p95_ms(), peer.latency.warm_p95_ms());
+    row(
+        "Batch wall time at service latencies, p95",
+        format!("{fl:.0} ms"),
+        format!("{pl:.0} ms"),
+        ratio(fl, pl),
+    );
+    let (f, p) = (
+        fanout.latency.first_warm_batch_ms / fanout.latency.warm_median_ms().max(f64::MIN_POSITIVE),
+        peer.latency.first_warm_batch_ms / peer.latency.warm_median_ms().max(f64::MIN_POSITIVE),
+    );
+    row(
+        "First warm batch over the warm median, at latencies",
+        format!("{f:.2}"),
+        format!("{p:.2}"),
+        String::new(),
+    );
+    let (f, p) = (
+        fanout.loopback.cpu_us_per_record(),
+        peer.loopback.cpu_us_per_record(),
+    );
+    row(
+        "CPU per record (user + sys, warm)",
+        format!("{f:.0} us"),
+        format!("{p:.0} us"),
+        ratio(f, p),
+    );
+    let (f, p) = (fanout.loopback.init_ms, peer.loopback.init_ms);
+    row(
+        "Init (spawn to first /next)",
+        format!("{f:.1} ms"),
+        format!("{p:.1} ms"),
+        ratio(f, p),
+    );
+    let (f, p) = (fanout.loopback.cold_batch_ms, peer.loopback.cold_batch_ms);
+    row(
+        "Cold batch, loopback (init included)",
+        format!("{f:.1} ms"),
+        format!("{p:.1} ms"),
+        ratio(f, p),
+    );
+    let (f, p) = (
+        fanout.loopback.warm_median_ms(),
+        peer.loopback.warm_median_ms(),
+    );
+    row(
+        "Warm batch, loopback, median",
+        format!("{f:.1} ms"),
+        format!("{p:.1} ms"),
+        ratio(f, p),
+    );
+    let (f, p) = (fanout.loopback.warm_p95_ms(), peer.loopback.warm_p95_ms());
+    row(
+        "Warm batch, loopback, p95",
+        format!("{f:.1} ms"),
+        format!("{p:.1} ms"),
+        ratio(f, p),
+    );
+    let (f, p) = (fanout.profile().peak_rss_mib, peer.profile().peak_rss_mib);
+    row(
+        "Peak RSS",
+        format!("{f:.1} MiB"),
+        format!("{p:.1} MiB"),
+        ratio(f, p),
+    );
+    let (f, p) = (
+        fanout.loopback.log_bytes_per_record(),
+        peer.loopback.log_bytes_per_record(),
+    );
+    row(
+        "Log bytes per record at INFO",
+        format!("{f:.1}"),
+        format!("{p:.1}"),
+        ratio(f, p),
+    );
+    let (f, p) = (
+        fanout.loopback.log_lines_per_record(),
+        peer.loopback.log_lines_per_record(),
+    );
+    row(
+        "Log lines per record at INFO",
+        format!("{f:.2}"),
+        format!("{p:.2}"),
+        String::new(),
+    );
+    let writes = |m: &Measured| {
+        format!(
+            "{:.2} / {:.2} / {}",
+            m.loopback.writes_per_new_effect.unwrap_or(f64::NAN),
+            m.loopback.writes_per_duplicate.unwrap_or(f64::NAN),
+            m.loopback.reads + m.latency.reads
+        )
+    };
+    row(
+        "DynamoDB writes per new effect / per duplicate / reads",
+        writes(fanout),
+        writes(peer),
+        String::new(),
+    );
+    let emails = |m: &Measured| {
+        format!(
+            "{} of {}",
+            m.loopback.emails_sent + m.latency.emails_sent,
+            m.loopback.emails_expected + m.latency.emails_expected
+        )
+    };
+    row(
+        "Emails sent, of new upgrades",
+        emails(fanout),
+        emails(peer),
+        String::new(),
+    );
+    let zip = |size: Option<u64>| {
+        size.map_or("not built".to_owned(), |s| {
+            format!("{:.2} MB", s as f64 / MB)
+        })
+    };
+    row(
+        "Zip, x86_64 / arm64",
+        format!("{} / {}", zip(zips.x86_64), zip(zips.arm64)),
+        "-".into(),
+        String::new(),
+    );
+
+    let _ = writeln!(
+        out,
+        "| | {} | {} | peer / fanout |",
+        fanout.label, peer.label
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|");
+    for (what, ours, theirs, ratio) in rows {
+        let _ = writeln!(out, "| {what} | {ours} | {theirs} | {ratio} |");
+    }
+    let _ = writeln!(
+        out,
+        "\nService latency added per call: DynamoDB {} ms, SES {} ms. Prices: ${} per GB-second, \
+         ${} per million invocations (arm64), ${} per million DynamoDB writes, ${} per GB of logs.\n",
+        latency.dynamodb.as_millis(),
+        latency.ses.as_millis(),
+        prices.usd_per_gb_second,
+        prices.usd_per_million_invocations,
+        prices.usd_per_million_writes,
+        prices.usd_per_log_gb
+    );
+    let _ = writeln!(
+        out,
+        "Compute per million records by memory size (the cost model):\n"
+    );
+    let _ = writeln!(
+        out,
+        "| Memory | {} billed ms / batch | USD | {} billed ms / batch | USD |",
+        fanout.label, peer.label
+    );
+    let _ = writeln!(out, "|---:|---:|---:|---:|---:|");
+    let (f_all, p_all) = (
+        cost::sweep(&fanout.profile(), prices).0,
+        cost::sweep(&peer.profile(), prices).0,
+    );
+    for size in cost::SIZES_MB {
+        let cell = |all: &[MillionRecords]| {
+            all.iter().find(|c| c.memory_mb == *size).map_or(
+                ("too small".to_owned(), "-".to_owned()),
+                |c| {
+                    (
+                        format!("{:.0}", c.billed_ms_per_batch),
+                        format!("${:.4}", c.compute_usd),
+                    )
+                },
+            )
+        };
+        let ((fm, fu), (pm, pu)) = (cell(&f_all), cell(&p_all));
+        let _ = writeln!(out, "| {size} MB | {fm} | {fu} | {pm} | {pu} |");
+    }
+    let _ = writeln!(out, "\nBudget:\n");
+    let _ = writeln!(out, "| Budget line | Limit | Measured | |");
+    let _ = writeln!(out, "|---|---|---|---|");
+    for line in budget {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} |",
+            line.what,
+            line.limit,
+            line.measured,
+            if line.met { "met" } else { "**missed**" }
+        );
+    }
+    out
+}
