@@ -138,7 +138,8 @@ $(PEER)/.installed: bench/peer/requirements.txt
 	$(PEER)/bin/pip install --quiet --disable-pip-version-check -r bench/peer/requirements.txt
 	touch $@
 
-BENCH_ARGS := $(if $(PERF),--perf,)
+# PERF=1: fanout's binary from the `profiling` profile (release with symbols), under perf.
+BENCH_ARGS := $(if $(PERF),--perf --fanout-binary target/profiling/welcome-email,)
 bench: tools $(TOOLS)/.arm64-$(ZIGLANG_VERSION) $(PEER)/.installed
 	$(BUILD)
 	for arch in x86_64 arm64; do \
@@ -148,6 +149,7 @@ bench: tools $(TOOLS)/.arm64-$(ZIGLANG_VERSION) $(PEER)/.installed
 	  python3 -m zipfile -e target/lambda/$$arch/welcome-email/bootstrap.zip target/lambda/$$arch/welcome-email; \
 	  chmod +x target/lambda/$$arch/welcome-email/bootstrap; \
 	done
+	$(if $(PERF),cargo build --quiet --profile profiling --package welcome-email,)
 	$(LOCAL) with -- target/debug/fanout-bench $(BENCH_ARGS)
 
 ## Demo: crates/fanout-devstack/scenarios/demo.json on the local stack, with the real binaries.

@@ -303,13 +303,13 @@ impl RecordHandler for AuditLog {
             .await;
         match result {
             Ok(_) => {
-                tracing::info!(event_name = %input.record.event_name, "audit row written");
+                tracing::debug!(event_name = %input.record.event_name, "audit row written");
                 Ok(RecordOutcome::Done)
             }
             Err(SdkError::ServiceError(err))
                 if matches!(err.err(), PutItemError::ConditionalCheckFailedException(_)) =>
             {
-                tracing::info!("audit row already written: duplicate delivery");
+                tracing::debug!("audit row already written: duplicate delivery");
                 Ok(RecordOutcome::Duplicate)
             }
             Err(err) => Err(classify_sdk_error(

@@ -276,7 +276,7 @@ impl CrmSync {
                 RecordError::Retryable(reason)
             });
         }
-        tracing::info!(user_id = %event.detail.user_id, detail_type = event.kind.as_str(),
+        tracing::debug!(user_id = %event.detail.user_id, detail_type = event.kind.as_str(),
             event_id = output.entries().first().and_then(|e| e.event_id()).unwrap_or(""),
             "CRM event published");
         Ok(())

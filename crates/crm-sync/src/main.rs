@@ -3,7 +3,11 @@
 use crm_sync::{CONSUMER, CrmSync, CrmSyncConfig};
 use fanout_core::{Env, lambda, telemetry};
 
-#[tokio::main]
+#[global_allocator]
+static ALLOCATOR: lambda::Allocator = lambda::Allocator;
+
+// One thread, as fanout_core::lambda::serve explains.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda::Error> {
     telemetry::init_tracing();
     let config = CrmSyncConfig::from_env(&Env::from_process())

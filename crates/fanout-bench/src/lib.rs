@@ -68,7 +68,7 @@ pub struct BenchPlan {
     pub latency_batches: usize,
     pub latency: Latency,
     pub zips: ZipSizes,
-    /// Record fanout's loopback warm batches with `perf record -g`.
+    /// Record fanout's loopback warm batches with `perf record --call-graph dwarf`.
     pub perf: bool,
 }
 

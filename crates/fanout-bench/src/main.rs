@@ -46,7 +46,7 @@ struct Cli {
         default_value = "target/lambda/arm64/welcome-email/bootstrap.zip"
     )]
     arm64_zip: PathBuf,
-    /// Record fanout's warm batches with `perf record -g` into OUT_DIR/perf.data.
+    /// Record fanout's warm batches with `perf record --call-graph dwarf` into OUT_DIR/perf.data.
     #[arg(long)]
     perf: bool,
 }

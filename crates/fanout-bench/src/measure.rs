@@ -75,7 +75,7 @@ pub struct RunPlan {
     pub latency: Option<Latency>,
     /// Also measure requests per new effect and per duplicate, each with a batch of its own.
     pub calibrate: bool,
-    /// Record the warm batches with `perf record -g` into this file.
+    /// Record the warm batches with `perf record --call-graph dwarf` into this file.
     pub perf: Option<PathBuf>,
     /// Where logs and scripts go.
     pub work_dir: PathBuf,
@@ -461,7 +461,7 @@ fn clock_ticks_per_second() -> f64 {
         .unwrap_or(100.0)
 }
 
-/// `perf record -g` attached to the function process.
+/// `perf record --call-graph dwarf` attached to the function process.
 struct PerfRecording {
     child: tokio::process::Child,
 }
@@ -469,7 +469,16 @@ struct PerfRecording {
 impl PerfRecording {
     fn start(pid: u32, out: &Path) -> Result<Self, BenchError> {
         let child = tokio::process::Command::new("perf")
-            .args(["record", "-F", "2999", "-g", "-p", &pid.to_string(), "-o"])
+            .args([
+                "record",
+                "-F",
+                "499",
+                "--call-graph",
+                "dwarf,16384",
+                "-p",
+                &pid.to_string(),
+                "-o",
+            ])
             .arg(out)
             .stdout(std::process::Stdio::null())
             .spawn()

@@ -399,7 +399,8 @@ async fn park_or_fail(
 ) -> RecordResult {
     if RecordOrigin::of(&slot.raw).is_operator() {
         // Its message is still in the DLQ: the operator's tool keeps it there on this answer.
-        tracing::warn!(error = %reason, "a record sent back by an operator failed permanently; reported, not parked again");
+        tracing::warn!(event_id = %slot.event_id(), error = %reason,
+            "a record sent back by an operator failed permanently; reported, not parked again");
         return RecordResult::Failed(reason);
     }
     match parking
@@ -407,15 +408,17 @@ async fn park_or_fail(
         .await
     {
         Ok(RecordOutcome::Duplicate) => {
-            tracing::warn!(error = %reason, "record already parked by an earlier delivery");
+            tracing::warn!(event_id = %slot.event_id(), error = %reason, "record already parked by an earlier delivery");
             RecordResult::Parked
         }
         Ok(_) => {
-            tracing::error!(error = %reason, queue = parking.dlq.queue_url(), "record parked in DLQ");
+            tracing::error!(event_id = %slot.event_id(), sequence_number = slot.sequence_number().unwrap_or_default(),
+                error = %reason, queue = parking.dlq.queue_url(), "record parked in DLQ");
             RecordResult::Parked
         }
         Err(park_error) => {
-            tracing::error!(error = %reason, park_error = %park_error,
+            tracing::error!(event_id = %slot.event_id(), sequence_number = slot.sequence_number().unwrap_or_default(),
+                error = %reason, park_error = %park_error,
                 "permanent failure could not be parked; failing the record");
             RecordResult::Failed(format!("{reason}; and parking failed: {park_error}"))
         }
@@ -474,7 +477,9 @@ async fn run_key<H: RecordHandler>(
             stopped = true;
             continue;
         }
-        let span = tracing::info_span!(
+        // DEBUG: at INFO a span per record costs more than its one line is worth; the WARN and
+        // ERROR lines carry the record's ids themselves.
+        let span = tracing::debug_span!(
             "record",
             consumer = %parking.consumer,
             %event_id,
@@ -527,7 +532,8 @@ async fn run_record<H: RecordHandler>(
                 "record work did not finish {} ms before the deadline; cut off and reported for redelivery",
                 RESPONSE_MARGIN.as_millis()
             );
-            tracing::error!(error = %reason, "record failed");
+            tracing::error!(event_id = %slot.event_id(), sequence_number = slot.sequence_number().unwrap_or_default(),
+                error = %reason, "record failed");
             return RecordResult::Failed(reason);
         }
     };
@@ -538,7 +544,8 @@ async fn run_record<H: RecordHandler>(
         }
         Ok(Err(RecordError::Retryable(reason))) => {
             let reason = slot.scrub(&reason);
-            tracing::warn!(error = %reason, "record failed, will be retried");
+            tracing::warn!(event_id = %slot.event_id(), sequence_number = slot.sequence_number().unwrap_or_default(),
+                error = %reason, "record failed, will be retried");
             RecordResult::Failed(reason)
         }
         Ok(Err(RecordError::Permanent(reason))) => {
@@ -553,7 +560,8 @@ async fn run_record<H: RecordHandler>(
             } else {
                 format!("record work was cancelled: {join_error}")
             };
-            tracing::error!(error = %reason, "record failed");
+            tracing::error!(event_id = %slot.event_id(), sequence_number = slot.sequence_number().unwrap_or_default(),
+                error = %reason, "record failed");
             RecordResult::Failed(reason)
         }
     }

@@ -420,7 +420,7 @@ impl Ledger {
                     let latest = time.latest_start();
                     if now >= latest {
                         return Err(RecordError::Retryable(format!(
-                            "effect {key} is held by another invocation (lease until {} ms); this                              invocation's time ran out first",
+                            "effect {key} is held by another invocation (lease until {} ms); this invocation's time ran out first",
                             lease_until.map(epoch_millis).unwrap_or_default()
                         )));
                     }

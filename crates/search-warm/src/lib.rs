@@ -377,7 +377,7 @@ pub fn outcome(
         return Ok(RecordOutcome::Done);
     }
     if status == StatusCode::CONFLICT {
-        tracing::info!(action, "search document already at this or a newer version");
+        tracing::debug!(action, "search document already at this or a newer version");
         return Ok(RecordOutcome::Duplicate);
     }
     if delete && status == StatusCode::NOT_FOUND {

@@ -107,7 +107,7 @@ impl WelcomeEmail {
             .send()
             .await
             .map_err(|err| classify_sdk_error("SESv2 SendEmail", &err, PERMANENT_SES_ERRORS))?;
-        tracing::info!(user_id = %user.user_id, %plan, message_id = output.message_id().unwrap_or(""),
+        tracing::debug!(user_id = %user.user_id, %plan, message_id = output.message_id().unwrap_or(""),
             "welcome email sent");
         Ok(())
     }

@@ -3,7 +3,11 @@
 use fanout_core::{Env, lambda, telemetry};
 use welcome_email::{CONSUMER, WelcomeEmail, WelcomeEmailConfig};
 
-#[tokio::main]
+#[global_allocator]
+static ALLOCATOR: lambda::Allocator = lambda::Allocator;
+
+// One thread, as fanout_core::lambda::serve explains.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda::Error> {
     telemetry::init_tracing();
     let config = WelcomeEmailConfig::from_env(&Env::from_process())

@@ -263,6 +263,43 @@ async fn no_email_address_in_any_log_line_even_at_debug() {
     }
 }
 
+/// The log budget: at INFO a record that succeeds writes no line of its own (the batch's
+/// metrics line counts it); a parked record's ERROR line names it by eventID.
+#[tokio::test]
+async fn at_info_success_is_silent_and_a_parked_record_is_named() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = fanout_core::telemetry::json_subscriber(
+        tracing_subscriber::EnvFilter::new("info"),
+        move || writer.clone(),
+    );
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let setup = Setup::new(true).await;
+    setup.deliver("user-upgrade-free-to-pro.json").await; // sent
+    setup.deliver("user-upgrade-free-to-pro.json").await; // duplicate
+    setup.deliver("user-downgrade-pro-to-free.json").await; // ignored
+    assert_eq!(setup.sent().await.len(), 1);
+    let quiet = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(quiet, "", "successful records wrote lines at INFO");
+
+    setup.deliver("poison-undecodable-image.json").await; // parked
+    let poison: serde_json::Value = serde_json::from_str(&fanout_testkit::fixture_text(
+        "poison-undecodable-image.json",
+    ))
+    .unwrap();
+    let event_id = poison["Records"][0]["eventID"].as_str().unwrap();
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let parked: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|l: &serde_json::Value| l["message"] == "record parked in DLQ")
+        .collect();
+    assert_eq!(parked.len(), 1, "{text}");
+    assert_eq!(parked[0]["level"], "ERROR");
+    assert_eq!(parked[0]["event_id"], event_id);
+}
+
 #[test]
 fn missing_variable_fails_the_cold_start_naming_it() {
     let full = [
