@@ -13,8 +13,11 @@ const FONTS: &[&str] = &[
     "/usr/share/fonts/TTF/DejaVuSans.ttf",
 ];
 
-/// Draws `series` (label, cost per size) into a PNG at `out`.
-pub fn draw(out: &Path, series: &[(&str, Vec<MillionRecords>)]) -> Result<(), BenchError> {
+/// One implementation's costs by size: the model's (a line) and the measured (rings).
+pub type Series<'a> = (&'a str, Vec<MillionRecords>, Vec<MillionRecords>);
+
+/// Draws `series` into a PNG at `out`.
+pub fn draw(out: &Path, series: &[Series<'_>]) -> Result<(), BenchError> {
     let font = FONTS
         .iter()
         .find_map(|path| std::fs::read(path).ok())
@@ -31,7 +34,7 @@ pub fn draw(out: &Path, series: &[(&str, Vec<MillionRecords>)]) -> Result<(), Be
     let chart_error = |e: &dyn std::fmt::Display| BenchError::Chart(e.to_string());
     let max_usd = series
         .iter()
-        .flat_map(|(_, costs)| costs.iter().map(|c| c.compute_usd))
+        .flat_map(|(_, model, measured)| model.iter().chain(measured).map(|c| c.compute_usd))
         .fold(0.0_f64, f64::max)
         * 1.1;
     let root = BitMapBackend::new(out, (960, 540)).into_drawing_area();
@@ -39,7 +42,7 @@ pub fn draw(out: &Path, series: &[(&str, Vec<MillionRecords>)]) -> Result<(), Be
     let max_size = SIZES_MB.last().copied().unwrap_or(1769);
     let mut chart = ChartBuilder::on(&root)
         .caption(
-            "welcome-email: compute USD per million records, by memory size (arm64)",
+            "welcome-email: compute USD per million records by memory size (line: model, rings: measured)",
             ("sans-serif", 22),
         )
         .margin(20)
@@ -55,7 +58,7 @@ pub fn draw(out: &Path, series: &[(&str, Vec<MillionRecords>)]) -> Result<(), Be
         .draw()
         .map_err(|e| chart_error(&e))?;
     let colours = [RGBColor(0xd9, 0x5f, 0x02), RGBColor(0x1b, 0x9e, 0x77)];
-    for ((label, costs), colour) in series.iter().zip(colours) {
+    for ((label, costs, measured), colour) in series.iter().zip(colours) {
         let points: Vec<(u32, f64)> = costs.iter().map(|c| (c.memory_mb, c.compute_usd)).collect();
         chart
             .draw_series(LineSeries::new(points.clone(), colour.stroke_width(3)))
@@ -69,6 +72,13 @@ pub fn draw(out: &Path, series: &[(&str, Vec<MillionRecords>)]) -> Result<(), Be
                 points
                     .into_iter()
                     .map(|p| Circle::new(p, 4, colour.filled())),
+            )
+            .map_err(|e| chart_error(&e))?;
+        chart
+            .draw_series(
+                measured
+                    .iter()
+                    .map(|c| Circle::new((c.memory_mb, c.compute_usd), 9, colour.stroke_width(2))),
             )
             .map_err(|e| chart_error(&e))?;
     }

@@ -11,7 +11,9 @@
 //! Adding the stretched CPU to the waiting assumes none of the CPU overlaps a wait. That is
 //! exact for a function that handles one record at a time (the Powertools BatchProcessor) and
 //! pessimistic for one that handles records concurrently (fanout's), whose CPU partly hides
-//! behind its waits. A size is usable when the measured peak RSS fits in it with a quarter
+//! behind its waits. Where the machine lets the bench put the function under a CFS CPU quota
+//! (what Lambda does), the billed duration is also measured at a few sizes, and the headline
+//! uses the measurement. A size is usable when the measured peak RSS fits in it with a quarter
 //! left over.
 
 /// Prices (arm64, us-east-1, as published for 2026): Lambda duration per GB-second and per
@@ -84,8 +86,19 @@ pub fn fits(profile: &BatchProfile, memory_mb: u32) -> bool {
 
 /// What a million records cost at `memory_mb`.
 pub fn per_million(profile: &BatchProfile, memory_mb: u32, prices: &Prices) -> MillionRecords {
+    at_billed(profile, memory_mb, billed_ms(profile, memory_mb), prices)
+}
+
+/// What a million records cost at `memory_mb` when a batch is billed `billed` ms: measured
+/// under a CPU quota, or from the model.
+pub fn at_billed(
+    profile: &BatchProfile,
+    memory_mb: u32,
+    billed: f64,
+    prices: &Prices,
+) -> MillionRecords {
+    let billed = billed.ceil();
     let invocations = 1e6 / profile.records.max(1.0);
-    let billed = billed_ms(profile, memory_mb);
     let gb_seconds = invocations * billed / 1000.0 * f64::from(memory_mb) / 1024.0;
     MillionRecords {
         memory_mb,
@@ -167,6 +180,16 @@ mod tests {
         let cheapest = cheapest.map(|c| c.compute_usd).unwrap_or(f64::NAN);
         let min = all_min(&sweep(&PROFILE, &ARM64_PRICES).0);
         assert_eq!(cheapest, min);
+    }
+
+    #[test]
+    fn a_measured_duration_is_billed_rounded_up_to_the_millisecond() {
+        let measured = at_billed(&PROFILE, 128, 99.2, &ARM64_PRICES);
+        assert_eq!(measured.billed_ms_per_batch, 100.0);
+        let gb_seconds = 10_000.0 * 0.1 * 128.0 / 1024.0;
+        assert!((measured.gb_seconds - gb_seconds).abs() < 1e-9);
+        // The model at the same size bills the stretched CPU on top of the wait.
+        assert!(per_million(&PROFILE, 128, &ARM64_PRICES).billed_ms_per_batch > 100.0);
     }
 
     fn all_min(all: &[MillionRecords]) -> f64 {

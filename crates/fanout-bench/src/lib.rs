@@ -35,6 +35,9 @@ pub enum BenchError {
     Host(#[from] fanout_esm::HostError),
     #[error(transparent)]
     Outbox(#[from] fanout_testkit::ses_outbox::OutboxError),
+    /// The machine gives no CPU cgroup to put the function in.
+    #[error("no CPU quota: {0}")]
+    CpuQuota(String),
     #[error("drawing the chart: {0}")]
     Chart(String),
 }
@@ -67,6 +70,10 @@ pub struct BenchPlan {
     pub loopback_batches: usize,
     pub latency_batches: usize,
     pub latency: Latency,
+    /// Memory sizes whose CPU share the function is run under (at service latencies), and
+    /// the warm batches of each.
+    pub quota_sizes_mb: Vec<u32>,
+    pub quota_batches: usize,
     pub zips: ZipSizes,
     /// Record fanout's loopback warm batches with `perf record --call-graph dwarf`.
     pub perf: bool,
@@ -122,6 +129,7 @@ pub async fn bench(plan: &BenchPlan) -> Result<BenchOutcome, BenchError> {
             latency: None,
             calibrate: true,
             perf: perf.then(|| plan.out_dir.join("perf.data")),
+            cpu_of_memory_mb: None,
             work_dir: plan.out_dir.clone(),
         };
         eprintln!(
@@ -157,10 +165,33 @@ pub async fn bench(plan: &BenchPlan) -> Result<BenchOutcome, BenchError> {
             &ministack_url,
         )
         .await?;
+        let mut under_quota = Vec::new();
+        for memory_mb in &plan.quota_sizes_mb {
+            let quota = RunPlan {
+                batches: plan.quota_batches,
+                latency: Some(plan.latency),
+                cpu_of_memory_mb: Some(*memory_mb),
+                ..loopback_plan(plan)
+            };
+            eprintln!(
+                "bench: {} at service latencies with the CPU of {memory_mb} MB ({} warm batches)",
+                implementation.label(),
+                plan.quota_batches
+            );
+            match measure::run(implementation, &quota, &aws, &dynamodb_url, &ministack_url).await {
+                Ok(run) => under_quota.push((*memory_mb, run.warm_median_ms())),
+                Err(BenchError::CpuQuota(why)) => {
+                    eprintln!("bench: billed duration modelled only: {why}");
+                    break;
+                }
+                Err(other) => return Err(other),
+            }
+        }
         measured.push(Measured {
             label: implementation.label(),
             loopback,
             latency,
+            under_quota,
         });
     }
     let (ours, theirs) = match measured.as_slice() {
@@ -193,13 +224,13 @@ pub async fn bench(plan: &BenchPlan) -> Result<BenchOutcome, BenchError> {
     let report_path = plan.out_dir.join("report.md");
     std::fs::write(&report_path, &report).map_err(|e| BenchError::io(&report_path, e))?;
     let chart_path = plan.out_dir.join("cost-by-memory.png");
-    let series = [
-        (ours.label, cost::sweep(&ours.profile(), &ARM64_PRICES).0),
+    let series = [ours, theirs].map(|m| {
         (
-            theirs.label,
-            cost::sweep(&theirs.profile(), &ARM64_PRICES).0,
-        ),
-    ];
+            m.label,
+            cost::sweep(&m.profile(), &ARM64_PRICES).0,
+            m.measured_costs(&ARM64_PRICES),
+        )
+    });
     let chart = chart::draw(&chart_path, &series)
         .map(|()| chart_path)
         .map_err(|e| e.to_string());
@@ -217,6 +248,7 @@ fn loopback_plan(plan: &BenchPlan) -> RunPlan {
         latency: None,
         calibrate: false,
         perf: None,
+        cpu_of_memory_mb: None,
         work_dir: plan.out_dir.clone(),
     }
 }

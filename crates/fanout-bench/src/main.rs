@@ -36,6 +36,12 @@ struct Cli {
     /// Latency added to every SES call, ms.
     #[arg(long, default_value_t = 40)]
     ses_ms: u64,
+    /// Memory sizes (MB) whose CPU share each function also runs under, at service latencies
+    /// (a CFS quota; needs a writable CPU cgroup).
+    #[arg(long, value_delimiter = ',', default_value = "128,256,512,1024")]
+    quota_sizes: Vec<u32>,
+    #[arg(long, default_value_t = 3)]
+    quota_batches: usize,
     #[arg(
         long,
         default_value = "target/lambda/x86_64/welcome-email/bootstrap.zip"
@@ -66,6 +72,8 @@ async fn main() -> ExitCode {
             dynamodb: millis(cli.dynamodb_ms),
             ses: millis(cli.ses_ms),
         },
+        quota_sizes_mb: cli.quota_sizes,
+        quota_batches: cli.quota_batches,
         zips: ZipSizes {
             x86_64: file_size(&cli.x86_64_zip),
             arm64: file_size(&cli.arm64_zip),

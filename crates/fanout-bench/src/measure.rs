@@ -77,6 +77,9 @@ pub struct RunPlan {
     pub calibrate: bool,
     /// Record the warm batches with `perf record --call-graph dwarf` into this file.
     pub perf: Option<PathBuf>,
+    /// Run the warm batches under the CPU share Lambda gives this memory size (MB): a CFS
+    /// quota of size/1769 of one core.
+    pub cpu_of_memory_mb: Option<u32>,
     /// Where logs and scripts go.
     pub work_dir: PathBuf,
 }
@@ -233,6 +236,10 @@ pub async fn run(
         BenchError::Process("the function process is not running after its first batch".into())
     })?;
 
+    let quota = match plan.cpu_of_memory_mb {
+        Some(memory_mb) => Some(CpuQuota::apply(pid, memory_mb)?),
+        None => None,
+    };
     let before = ProcessReading::take(pid, &log)?;
     let calls_before = dynamodb_proxy.calls().len();
     let perf = match &plan.perf {
@@ -269,6 +276,8 @@ pub async fn run(
     }
     result.peak_rss_mib = peak_rss_kib(pid)? as f64 / 1024.0;
     drop(host);
+    // After the process, which must leave the group before it can be removed.
+    drop(quota);
 
     let calls: Vec<_> = dynamodb_proxy
         .calls()
@@ -497,5 +506,58 @@ impl PerfRecording {
             .await
             .map_err(|e| BenchError::Process(format!("waiting for perf record: {e}")))?;
         Ok(())
+    }
+}
+
+/// A CPU cgroup holding the function process, its CFS quota the share of one core Lambda
+/// gives a memory size. Removed when dropped.
+#[derive(Debug)]
+struct CpuQuota {
+    dir: PathBuf,
+}
+
+/// cgroup v1's CPU controller, and cgroup v2's root.
+const CGROUP_V1_CPU: &str = "/sys/fs/cgroup/cpu";
+const CGROUP_V2: &str = "/sys/fs/cgroup";
+
+impl CpuQuota {
+    fn apply(pid: u32, memory_mb: u32) -> Result<Self, BenchError> {
+        const PERIOD_US: u64 = 100_000;
+        let quota_us = (PERIOD_US * u64::from(memory_mb) / 1769).clamp(1_000, PERIOD_US);
+        let v2 = Path::new(CGROUP_V2).join("cgroup.controllers").is_file();
+        let root = if v2 { CGROUP_V2 } else { CGROUP_V1_CPU };
+        let dir = Path::new(root).join(format!("fanout-bench-{pid}"));
+        let unavailable = |what: &str, e: std::io::Error| {
+            BenchError::CpuQuota(format!("{what} {}: {e}", dir.display()))
+        };
+        std::fs::create_dir_all(&dir).map_err(|e| unavailable("creating", e))?;
+        let quota = CpuQuota { dir: dir.clone() };
+        let writes = if v2 {
+            vec![("cpu.max", format!("{quota_us} {PERIOD_US}"))]
+        } else {
+            vec![
+                ("cpu.cfs_period_us", PERIOD_US.to_string()),
+                ("cpu.cfs_quota_us", quota_us.to_string()),
+            ]
+        };
+        for (file, value) in writes {
+            std::fs::write(dir.join(file), value).map_err(|e| unavailable(file, e))?;
+        }
+        std::fs::write(dir.join("cgroup.procs"), pid.to_string())
+            .map_err(|e| unavailable("moving the function into", e))?;
+        Ok(quota)
+    }
+}
+
+impl Drop for CpuQuota {
+    fn drop(&mut self) {
+        // The killed process may take a moment to leave the group.
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.dir).is_ok() || !self.dir.exists() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        eprintln!("fanout-bench: could not remove {}", self.dir.display());
     }
 }

@@ -5,12 +5,15 @@ use std::fmt::Write;
 use crate::cost::{self, BatchProfile, MillionRecords, Prices};
 use crate::measure::{Latency, RunResult};
 
-/// Both passes of one implementation.
+/// Every pass of one implementation.
 #[derive(Debug, Clone)]
 pub struct Measured {
     pub label: &'static str,
     pub loopback: RunResult,
     pub latency: RunResult,
+    /// Median batch wall time at service latencies under the CPU share of a memory size:
+    /// (size MB, ms). Empty where the machine gives no CPU cgroup.
+    pub under_quota: Vec<(u32, f64)>,
 }
 
 impl Measured {
@@ -26,8 +29,25 @@ impl Measured {
         }
     }
 
+    /// The cost at each size measured under its CPU share (where the function fits).
+    pub fn measured_costs(&self, prices: &Prices) -> Vec<MillionRecords> {
+        let profile = self.profile();
+        self.under_quota
+            .iter()
+            .filter(|(size, _)| cost::fits(&profile, *size))
+            .map(|(size, wall)| cost::at_billed(&profile, *size, *wall, prices))
+            .collect()
+    }
+
+    /// The cheapest size by compute: among the measured sizes if any were, else the model's.
     pub fn cheapest(&self, prices: &Prices) -> Option<MillionRecords> {
-        cost::sweep(&self.profile(), prices).1
+        let measured = self.measured_costs(prices);
+        if measured.is_empty() {
+            return cost::sweep(&self.profile(), prices).1;
+        }
+        measured
+            .into_iter()
+            .min_by(|a, b| a.compute_usd.total_cmp(&b.compute_usd))
     }
 }
 
@@ -163,7 +183,11 @@ pub fn markdown(
         usd(p_cost, |c| c.compute_usd),
     );
     row(
-        "**Compute per million records** (cheapest size, arm64)",
+        if fanout.under_quota.is_empty() {
+            "**Compute per million records** (cheapest size, arm64, modelled)"
+        } else {
+            "**Compute per million records** (cheapest size, arm64, measured under its CPU share)"
+        },
         format!("**${fc:.4}**"),
         format!("**${pc:.4}**"),
         format!("**{}**", ratio(fc, pc)),
@@ -373,32 +397,36 @@ pub fn markdown(
     );
     let _ = writeln!(
         out,
-        "Compute per million records by memory size (the cost model):\n"
+        "Compute per million records by memory size: billed ms per batch and USD, from the \
+         cost model and, where run, measured under the size's CPU share:\n"
     );
     let _ = writeln!(
         out,
-        "| Memory | {} billed ms / batch | USD | {} billed ms / batch | USD |",
+        "| Memory | {0} model | {0} measured | {1} model | {1} measured |",
         fanout.label, peer.label
     );
     let _ = writeln!(out, "|---:|---:|---:|---:|---:|");
+    let (f_measured, p_measured) = (fanout.measured_costs(prices), peer.measured_costs(prices));
     let (f_all, p_all) = (
         cost::sweep(&fanout.profile(), prices).0,
         cost::sweep(&peer.profile(), prices).0,
     );
     for size in cost::SIZES_MB {
-        let cell = |all: &[MillionRecords]| {
-            all.iter().find(|c| c.memory_mb == *size).map_or(
-                ("too small".to_owned(), "-".to_owned()),
-                |c| {
-                    (
-                        format!("{:.0}", c.billed_ms_per_batch),
-                        format!("${:.4}", c.compute_usd),
-                    )
-                },
-            )
+        let cell = |all: &[MillionRecords], missing: &str| {
+            all.iter()
+                .find(|c| c.memory_mb == *size)
+                .map_or(missing.to_owned(), |c| {
+                    format!("{:.0} ms, ${:.4}", c.billed_ms_per_batch, c.compute_usd)
+                })
         };
-        let ((fm, fu), (pm, pu)) = (cell(&f_all), cell(&p_all));
-        let _ = writeln!(out, "| {size} MB | {fm} | {fu} | {pm} | {pu} |");
+        let _ = writeln!(
+            out,
+            "| {size} MB | {} | {} | {} | {} |",
+            cell(&f_all, "too small"),
+            cell(&f_measured, "-"),
+            cell(&p_all, "too small"),
+            cell(&p_measured, "-")
+        );
     }
     let _ = writeln!(out, "\nBudget:\n");
     let _ = writeln!(out, "| Budget line | Limit | Measured | |");
