@@ -226,7 +226,9 @@ async fn no_email_address_in_any_log_line_even_at_debug() {
     let logs = Captured::default();
     let writer = logs.clone();
     let subscriber = fanout_core::telemetry::json_subscriber(
-        tracing_subscriber::EnvFilter::new("debug"),
+        "debug"
+            .parse::<tracing_subscriber::filter::Targets>()
+            .unwrap(),
         move || writer.clone(),
     );
     let _guard = tracing::subscriber::set_default(subscriber);
@@ -270,7 +272,9 @@ async fn at_info_success_is_silent_and_a_parked_record_is_named() {
     let logs = Captured::default();
     let writer = logs.clone();
     let subscriber = fanout_core::telemetry::json_subscriber(
-        tracing_subscriber::EnvFilter::new("info"),
+        "info"
+            .parse::<tracing_subscriber::filter::Targets>()
+            .unwrap(),
         move || writer.clone(),
     );
     let _guard = tracing::subscriber::set_default(subscriber);
