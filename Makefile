@@ -186,12 +186,15 @@ diff: infra/node_modules/.installed $(ARCH_TOOLS)
 	@test -n "$(STACK)" || { echo "usage: make diff STACK=<name> [ARCH=arm64|x86_64] [CDK_ARGS=...]"; exit 2; }
 	$(CDK) diff --exclusively $(STACK) $(CDK_ARCH)
 
-## Both architectures' zips of every consumer, release build, into target/lambda/<arch>/.
+## Both architectures' zips of every consumer, release build, into target/lambda/<arch>/. One
+## package at a time, as the CDK app bundles them: each with its own features only.
 package: $(TOOLS)/.arm64-$(ZIGLANG_VERSION)
 	for arch in arm64 x86_64; do \
 	  flag=$$([ $$arch = arm64 ] && echo --arm64 || echo --x86-64); \
-	  PATH="$(VENV_BIN):$$PATH" cargo lambda build --release $$flag --output-format zip \
-	    --lambda-dir target/lambda/$$arch $$(for c in $$(ls infra/consumers | sed -n 's/\.json$$//p'); do echo --bin $$c; done); \
+	  for c in $$(ls infra/consumers | sed -n 's/\.json$$//p'); do \
+	    PATH="$(VENV_BIN):$$PATH" cargo lambda build --release $$flag --output-format zip \
+	      --lambda-dir target/lambda/$$arch --package $$c; \
+	  done; \
 	done
 	@for zip in target/lambda/*/*/bootstrap.zip; do printf "%-52s %8d bytes\n" $$zip $$(stat -c %s $$zip); done
 

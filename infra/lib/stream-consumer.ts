@@ -1,3 +1,4 @@
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as cdk from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
@@ -24,8 +25,21 @@ const KEY_ADMIN_ACTIONS = [
   'kms:ScheduleKeyDeletion', 'kms:CancelKeyDeletion', 'kms:RotateKeyOnDemand',
 ];
 
-/** The workspace manifest the functions build from. */
-export const WORKSPACE_MANIFEST = path.join(__dirname, '..', '..', '..', 'Cargo.toml');
+/** The workspace the functions build from. */
+export const WORKSPACE_ROOT = path.join(__dirname, '..', '..', '..');
+
+/**
+ * A consumer's own manifest: cargo-lambda runs in its folder, so cargo resolves the features
+ * of that package alone, as `make bench` and `make package` build it. From the workspace
+ * root it would unify the features of every member (the tools' default HTTPS client with
+ * aws-lc among them) into each function.
+ */
+export function consumerManifest(crate: string): string {
+  const own = path.join(WORKSPACE_ROOT, 'crates', crate, 'Cargo.toml');
+  // A consumer registered before its crate exists still synthesizes; bundling it then fails
+  // naming the missing binary.
+  return fs.existsSync(own) ? own : path.join(WORKSPACE_ROOT, 'Cargo.toml');
+}
 
 export interface StreamConsumerProps {
   readonly settings: ConsumerSettings;
@@ -148,7 +162,7 @@ export class StreamConsumer extends Construct {
     // Only a stack the CLI is about to deploy or synthesize for real needs the build.
     if (cdk.Stack.of(this).bundlingRequired) ensureRustToolchain(arch);
     const fn = new RustFunction(this, 'Function', {
-      manifestPath: WORKSPACE_MANIFEST,
+      manifestPath: consumerManifest(settings.crate),
       binaryName: settings.crate,
       architecture: arch,
       bundling: { profile: buildProfile(this), forcedDockerBundling: false },

@@ -9,6 +9,7 @@ import * as cdk from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { buildApp } from '../lib/app';
 import { CONSUMER_STACKS } from '../lib/consumers';
+import { consumerManifest, WORKSPACE_ROOT } from '../lib/stream-consumer';
 import { cdkJsonContext, EXAMPLE_CONTEXT, REGISTRY_DIR } from '../lib/settings';
 
 /** The shipped registry plus one consumer, `Reporter`, that exists only in this test. */
@@ -68,5 +69,15 @@ describe('a fifth consumer declared only in the registry', () => {
       ...Annotations.fromStack(stack).findWarning('*', Match.stringLikeRegexp('AwsSolutions-.*')),
     ];
     assert.deepEqual(findings.map((f) => f.entry.data), []);
+  });
+});
+
+describe('where a consumer builds from', () => {
+  it("is its own crate's manifest, so its zip has its own features only", () => {
+    assert.equal(consumerManifest('welcome-email'), path.join(WORKSPACE_ROOT, 'crates', 'welcome-email', 'Cargo.toml'));
+  });
+
+  it('falls back to the workspace for a consumer registered before its crate exists', () => {
+    assert.equal(consumerManifest('reporter'), path.join(WORKSPACE_ROOT, 'Cargo.toml'));
   });
 });
