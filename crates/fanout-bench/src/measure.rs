@@ -91,8 +91,6 @@ pub struct RunResult {
     pub init_ms: f64,
     /// The cold batch, as the caller saw it (including init).
     pub cold_batch_ms: f64,
-    /// The first warm batch.
-    pub first_warm_batch_ms: f64,
     /// Each warm batch's wall time.
     pub warm_batch_ms: Vec<f64>,
     pub warm_records: usize,
@@ -257,7 +255,6 @@ pub async fn run(
         perf.stop().await?;
     }
     let after = ProcessReading::take(pid, &log)?;
-    result.first_warm_batch_ms = result.warm_batch_ms.first().copied().unwrap_or(0.0);
     result.warm_cpu_ms =
         (after.cpu_ticks - before.cpu_ticks) as f64 * 1000.0 / clock_ticks_per_second();
     result.warm_log_bytes = after.log_bytes - before.log_bytes;
