@@ -52,7 +52,6 @@ impl BenchError {
 }
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use crate::cost::ARM64_PRICES;
 use crate::measure::{Implementation, Latency, RunPlan};
@@ -256,9 +255,4 @@ fn loopback_plan(plan: &BenchPlan) -> RunPlan {
 /// The size of a file, if it exists.
 pub fn file_size(path: &Path) -> Option<u64> {
     std::fs::metadata(path).ok().map(|m| m.len())
-}
-
-/// Milliseconds as a `Duration`.
-pub fn millis(ms: u64) -> Duration {
-    Duration::from_millis(ms)
 }

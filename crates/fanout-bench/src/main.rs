@@ -2,11 +2,12 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use fanout_bench::measure::Latency;
 use fanout_bench::report::ZipSizes;
-use fanout_bench::{BenchPlan, bench, file_size, millis};
+use fanout_bench::{BenchPlan, bench, file_size};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -69,8 +70,8 @@ async fn main() -> ExitCode {
         loopback_batches: cli.loopback_batches,
         latency_batches: cli.latency_batches,
         latency: Latency {
-            dynamodb: millis(cli.dynamodb_ms),
-            ses: millis(cli.ses_ms),
+            dynamodb: Duration::from_millis(cli.dynamodb_ms),
+            ses: Duration::from_millis(cli.ses_ms),
         },
         quota_sizes_mb: cli.quota_sizes,
         quota_batches: cli.quota_batches,

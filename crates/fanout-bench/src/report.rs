@@ -152,6 +152,18 @@ pub fn budget(
     lines
 }
 
+/// One table row: what, fanout's, the peer's, the peer-over-fanout ratio.
+type Row = [String; 4];
+
+/// How many times `theirs` is `ours`, or `-` when `ours` is not positive.
+fn ratio(ours: f64, theirs: f64) -> String {
+    if ours > 0.0 {
+        format!("{:.1}x", theirs / ours)
+    } else {
+        "-".to_owned()
+    }
+}
+
 /// The report: the settings, the table, the memory sweep and the budget.
 pub fn markdown(
     fanout: &Measured,
@@ -164,220 +176,158 @@ pub fn markdown(
 ) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{header}\n");
-    let (f_cost, p_cost) = (fanout.cheapest(prices), peer.cheapest(prices));
-    let mut rows: Vec<(String, String, String, String)> = Vec::new();
-    let mut row = |what: &str, ours: String, theirs: String, ratio: String| {
-        rows.push((what.to_owned(), ours, theirs, ratio));
+    let mut rows: Vec<Row> = Vec::new();
+    // One number of each implementation, shown alike, with the peer-over-fanout ratio.
+    let compare = |what: &str, of: &dyn Fn(&Measured) -> f64, shown: &dyn Fn(f64) -> String| {
+        let (ours, theirs) = (of(fanout), of(peer));
+        [
+            what.to_owned(),
+            shown(ours),
+            shown(theirs),
+            ratio(ours, theirs),
+        ]
     };
-    let ratio = |ours: f64, theirs: f64| {
-        if ours > 0.0 {
-            format!("{:.1}x", theirs / ours)
-        } else {
-            "-".to_owned()
-        }
+    // Text of each implementation, without a ratio.
+    let describe = |what: &str, of: &dyn Fn(&Measured) -> String| {
+        [what.to_owned(), of(fanout), of(peer), String::new()]
     };
-    let usd =
-        |c: Option<MillionRecords>, f: fn(&MillionRecords) -> f64| c.as_ref().map_or(f64::NAN, f);
-    let (fc, pc) = (
-        usd(f_cost, |c| c.compute_usd),
-        usd(p_cost, |c| c.compute_usd),
-    );
-    row(
+    let cheapest = |m: &Measured, of: fn(&MillionRecords) -> f64| {
+        m.cheapest(prices).as_ref().map_or(f64::NAN, of)
+    };
+    let usd = |v: f64| format!("${v:.4}");
+    let ms0 = |v: f64| format!("{v:.0} ms");
+    let ms1 = |v: f64| format!("{v:.1} ms");
+
+    let [what, ours, theirs, times] = compare(
         if fanout.under_quota.is_empty() {
             "**Compute per million records** (cheapest size, arm64, modelled)"
         } else {
             "**Compute per million records** (cheapest size, arm64, measured under its CPU share)"
         },
-        format!("**${fc:.4}**"),
-        format!("**${pc:.4}**"),
-        format!("**{}**", ratio(fc, pc)),
+        &|m| cheapest(m, |c| c.compute_usd),
+        &usd,
     );
-    let size =
-        |c: Option<MillionRecords>| c.map_or("-".to_owned(), |c| format!("{} MB", c.memory_mb));
-    row(
-        "Cheapest memory size",
-        size(f_cost),
-        size(p_cost),
-        String::new(),
-    );
-    let (fb, pb) = (
-        usd(f_cost, |c| c.billed_ms_per_batch),
-        usd(p_cost, |c| c.billed_ms_per_batch),
-    );
-    row(
+    rows.push([
+        what,
+        format!("**{ours}**"),
+        format!("**{theirs}**"),
+        format!("**{times}**"),
+    ]);
+    rows.push(describe("Cheapest memory size", &|m| {
+        m.cheapest(prices)
+            .map_or("-".to_owned(), |c| format!("{} MB", c.memory_mb))
+    }));
+    rows.push(compare(
         "Billed duration per batch at that size",
-        format!("{fb:.0} ms"),
-        format!("{pb:.0} ms"),
-        ratio(fb, pb),
-    );
-    let (fg, pg) = (usd(f_cost, |c| c.gb_seconds), usd(p_cost, |c| c.gb_seconds));
-    row(
+        &|m| cheapest(m, |c| c.billed_ms_per_batch),
+        &ms0,
+    ));
+    rows.push(compare(
         "GB-seconds per million records",
-        format!("{fg:.1}"),
-        format!("{pg:.1}"),
-        ratio(fg, pg),
-    );
-    let (fl, pl) = (usd(f_cost, |c| c.logs_usd), usd(p_cost, |c| c.logs_usd));
-    row(
+        &|m| cheapest(m, |c| c.gb_seconds),
+        &|v| format!("{v:.1}"),
+    ));
+    rows.push(compare(
         "Log ingestion per million records",
-        format!("${fl:.4}"),
-        format!("${pl:.4}"),
-        ratio(fl, pl),
-    );
-    let (fw, pw) = (usd(f_cost, |c| c.writes_usd), usd(p_cost, |c| c.writes_usd));
-    row(
+        &|m| cheapest(m, |c| c.logs_usd),
+        &usd,
+    ));
+    rows.push(compare(
         "DynamoDB writes per million records",
-        format!("${fw:.4}"),
-        format!("${pw:.4}"),
-        ratio(fw, pw),
-    );
-    let (ft, pt) = (
-        usd(f_cost, MillionRecords::total_usd),
-        usd(p_cost, MillionRecords::total_usd),
-    );
-    row(
+        &|m| cheapest(m, |c| c.writes_usd),
+        &usd,
+    ));
+    rows.push(compare(
         "Total per million records (compute + logs + writes)",
-        format!("${ft:.4}"),
-        format!("${pt:.4}"),
-        ratio(ft, pt),
-    );
-    let (fl, pl) = (
-        fanout.latency.warm_median_ms(),
-        peer.latency.warm_median_ms(),
-    );
-    row(
+        &|m| cheapest(m, MillionRecords::total_usd),
+        &usd,
+    ));
+    rows.push(compare(
         "Batch wall time at service latencies, median",
-        format!("{fl:.0} ms"),
-        format!("{pl:.0} ms"),
-        ratio(fl, pl),
-    );
-    let (fl, pl) = (fanout.latency.warm_p95_ms(), peer.latency.warm_p95_ms());
-    row(
+        &|m| m.latency.warm_median_ms(),
+        &ms0,
+    ));
+    rows.push(compare(
         "Batch wall time at service latencies, p95",
-        format!("{fl:.0} ms"),
-        format!("{pl:.0} ms"),
-        ratio(fl, pl),
-    );
+        &|m| m.latency.warm_p95_ms(),
+        &ms0,
+    ));
     // The first batch a new process serves, its init taken out: connections and lazily built
     // state are paid for here.
-    let first_over_median =
-        |r: &RunResult| (r.cold_batch_ms - r.init_ms) / r.warm_median_ms().max(f64::MIN_POSITIVE);
-    let (f, p) = (
-        first_over_median(&fanout.latency),
-        first_over_median(&peer.latency),
-    );
-    row(
+    let [what, ours, theirs, _] = compare(
         "First batch after init over the warm median, at latencies",
-        format!("{f:.2}"),
-        format!("{p:.2}"),
-        String::new(),
+        &|m| {
+            (m.latency.cold_batch_ms - m.latency.init_ms)
+                / m.latency.warm_median_ms().max(f64::MIN_POSITIVE)
+        },
+        &|v| format!("{v:.2}"),
     );
-    let (f, p) = (
-        fanout.loopback.cpu_us_per_record(),
-        peer.loopback.cpu_us_per_record(),
-    );
-    row(
+    rows.push([what, ours, theirs, String::new()]);
+    rows.push(compare(
         "CPU per record (user + sys, warm)",
-        format!("{f:.0} us"),
-        format!("{p:.0} us"),
-        ratio(f, p),
-    );
-    let (f, p) = (fanout.loopback.init_ms, peer.loopback.init_ms);
-    row(
+        &|m| m.loopback.cpu_us_per_record(),
+        &|v| format!("{v:.0} us"),
+    ));
+    rows.push(compare(
         "Init (spawn to first /next)",
-        format!("{f:.1} ms"),
-        format!("{p:.1} ms"),
-        ratio(f, p),
-    );
-    let (f, p) = (fanout.loopback.cold_batch_ms, peer.loopback.cold_batch_ms);
-    row(
+        &|m| m.loopback.init_ms,
+        &ms1,
+    ));
+    rows.push(compare(
         "Cold batch, loopback (init included)",
-        format!("{f:.1} ms"),
-        format!("{p:.1} ms"),
-        ratio(f, p),
-    );
-    let (f, p) = (
-        fanout.loopback.warm_median_ms(),
-        peer.loopback.warm_median_ms(),
-    );
-    row(
+        &|m| m.loopback.cold_batch_ms,
+        &ms1,
+    ));
+    rows.push(compare(
         "Warm batch, loopback, median",
-        format!("{f:.1} ms"),
-        format!("{p:.1} ms"),
-        ratio(f, p),
-    );
-    let (f, p) = (fanout.loopback.warm_p95_ms(), peer.loopback.warm_p95_ms());
-    row(
+        &|m| m.loopback.warm_median_ms(),
+        &ms1,
+    ));
+    rows.push(compare(
         "Warm batch, loopback, p95",
-        format!("{f:.1} ms"),
-        format!("{p:.1} ms"),
-        ratio(f, p),
-    );
-    let (f, p) = (fanout.profile().peak_rss_mib, peer.profile().peak_rss_mib);
-    row(
-        "Peak RSS",
-        format!("{f:.1} MiB"),
-        format!("{p:.1} MiB"),
-        ratio(f, p),
-    );
-    let (f, p) = (
-        fanout.loopback.log_bytes_per_record(),
-        peer.loopback.log_bytes_per_record(),
-    );
-    row(
+        &|m| m.loopback.warm_p95_ms(),
+        &ms1,
+    ));
+    rows.push(compare("Peak RSS", &|m| m.profile().peak_rss_mib, &|v| {
+        format!("{v:.1} MiB")
+    }));
+    rows.push(compare(
         "Log bytes per record at INFO",
-        format!("{f:.1}"),
-        format!("{p:.1}"),
-        ratio(f, p),
-    );
-    let (f, p) = (
-        fanout.loopback.log_lines_per_record(),
-        peer.loopback.log_lines_per_record(),
-    );
-    row(
-        "Log lines per record at INFO",
-        format!("{f:.2}"),
-        format!("{p:.2}"),
-        String::new(),
-    );
-    let writes = |m: &Measured| {
-        format!(
-            "{:.2} / {:.2} / {}",
-            m.loopback.writes_per_new_effect.unwrap_or(f64::NAN),
-            m.loopback.writes_per_duplicate.unwrap_or(f64::NAN),
-            m.loopback.reads + m.latency.reads
-        )
-    };
-    row(
+        &|m| m.loopback.log_bytes_per_record(),
+        &|v| format!("{v:.1}"),
+    ));
+    rows.push(describe("Log lines per record at INFO", &|m| {
+        format!("{:.2}", m.loopback.log_lines_per_record())
+    }));
+    rows.push(describe(
         "DynamoDB writes per new effect / per duplicate / reads",
-        writes(fanout),
-        writes(peer),
-        String::new(),
-    );
-    let emails = |m: &Measured| {
+        &|m| {
+            format!(
+                "{:.2} / {:.2} / {}",
+                m.loopback.writes_per_new_effect.unwrap_or(f64::NAN),
+                m.loopback.writes_per_duplicate.unwrap_or(f64::NAN),
+                m.loopback.reads + m.latency.reads
+            )
+        },
+    ));
+    rows.push(describe("Emails sent, of new upgrades", &|m| {
         format!(
             "{} of {}",
             m.loopback.emails_sent + m.latency.emails_sent,
             m.loopback.emails_expected + m.latency.emails_expected
         )
-    };
-    row(
-        "Emails sent, of new upgrades",
-        emails(fanout),
-        emails(peer),
-        String::new(),
-    );
+    }));
     let zip = |size: Option<u64>| {
         size.map_or("not built".to_owned(), |s| {
             format!("{:.2} MB", s as f64 / MB)
         })
     };
-    row(
-        "Zip, x86_64 / arm64",
+    rows.push([
+        "Zip, x86_64 / arm64".to_owned(),
         format!("{} / {}", zip(zips.x86_64), zip(zips.arm64)),
         "-".into(),
         String::new(),
-    );
+    ]);
 
     let _ = writeln!(
         out,
@@ -385,7 +335,7 @@ pub fn markdown(
         fanout.label, peer.label
     );
     let _ = writeln!(out, "|---|---:|---:|---:|");
-    for (what, ours, theirs, ratio) in rows {
+    for [what, ours, theirs, ratio] in rows {
         let _ = writeln!(out, "| {what} | {ours} | {theirs} | {ratio} |");
     }
     let _ = writeln!(

@@ -81,15 +81,7 @@ pub async fn create_users_table(client: &DynamoDb, name: &str) -> Result<String,
 
 /// `EffectLedger`: key `pk`, TTL on `expiresAt`.
 pub async fn create_ledger_table(client: &DynamoDb, name: &str) -> Result<(), ResourceError> {
-    client
-        .create_table()
-        .table_name(name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attribute("pk", ScalarAttributeType::S)?)
-        .key_schema(key("pk", KeyType::Hash)?)
-        .send()
-        .await
-        .map_err(|e| fail("table", name, e))?;
+    create_string_keyed_table(client, name, "pk").await?;
     client
         .update_time_to_live()
         .table_name(name)
@@ -109,12 +101,21 @@ pub async fn create_ledger_table(client: &DynamoDb, name: &str) -> Result<(), Re
 /// A table keyed by `id` alone: what Powertools' idempotency `DynamoDBPersistenceLayer` uses
 /// by default (the peer `make bench` measures fanout against).
 pub async fn create_id_keyed_table(client: &DynamoDb, name: &str) -> Result<(), ResourceError> {
+    create_string_keyed_table(client, name, "id").await
+}
+
+/// An on-demand table whose key is the one string attribute `key_name`.
+async fn create_string_keyed_table(
+    client: &DynamoDb,
+    name: &str,
+    key_name: &str,
+) -> Result<(), ResourceError> {
     client
         .create_table()
         .table_name(name)
         .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attribute("id", ScalarAttributeType::S)?)
-        .key_schema(key("id", KeyType::Hash)?)
+        .attribute_definitions(attribute(key_name, ScalarAttributeType::S)?)
+        .key_schema(key(key_name, KeyType::Hash)?)
         .send()
         .await
         .map_err(|e| fail("table", name, e))?;

@@ -211,6 +211,22 @@ async fn undecodable_record_is_parked_and_sends_nothing() {
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
 
+impl Captured {
+    /// Makes this thread's log lines, at `level` and above, go to a new sink, as Lambda's JSON
+    /// lines would; logging returns to the global subscriber when the guard drops.
+    fn install(level: &str) -> (Self, tracing::subscriber::DefaultGuard) {
+        let logs = Captured::default();
+        let writer = logs.clone();
+        let subscriber = fanout_core::telemetry::json_subscriber(
+            level
+                .parse::<tracing_subscriber::filter::Targets>()
+                .unwrap(),
+            move || writer.clone(),
+        );
+        (logs, tracing::subscriber::set_default(subscriber))
+    }
+}
+
 impl Write for Captured {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.0.lock().unwrap().extend_from_slice(buf);
@@ -223,15 +239,7 @@ impl Write for Captured {
 
 #[tokio::test]
 async fn no_email_address_in_any_log_line_even_at_debug() {
-    let logs = Captured::default();
-    let writer = logs.clone();
-    let subscriber = fanout_core::telemetry::json_subscriber(
-        "debug"
-            .parse::<tracing_subscriber::filter::Targets>()
-            .unwrap(),
-        move || writer.clone(),
-    );
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = Captured::install("debug");
 
     let setup = Setup::new(false).await;
     setup.deliver("user-upgrade-free-to-pro.json").await; // rejected: error path
@@ -269,15 +277,7 @@ async fn no_email_address_in_any_log_line_even_at_debug() {
 /// metrics line counts it); a parked record's ERROR line names it by eventID.
 #[tokio::test]
 async fn at_info_success_is_silent_and_a_parked_record_is_named() {
-    let logs = Captured::default();
-    let writer = logs.clone();
-    let subscriber = fanout_core::telemetry::json_subscriber(
-        "info"
-            .parse::<tracing_subscriber::filter::Targets>()
-            .unwrap(),
-        move || writer.clone(),
-    );
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = Captured::install("info");
 
     let setup = Setup::new(true).await;
     setup.deliver("user-upgrade-free-to-pro.json").await; // sent
