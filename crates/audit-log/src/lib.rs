@@ -51,10 +51,21 @@ impl AuditLogConfig {
     }
 }
 
-/// The sort key of a record's audit row: unique per stream record, in stream order.
+/// The sort key of a record's audit row: unique per change record, in stream order.
+///
+/// A change carried by Kinesis has no stream sequence number, and a Kinesis duplicate has a
+/// Kinesis sequence number of its own: its key is the creation time (whole seconds) and the
+/// change's `eventID`, the same for every copy, so a duplicate finds its row written.
 pub fn audit_id(record: &EventRecord) -> String {
-    let sequence = record.change.sequence_number.as_deref().unwrap_or("");
-    format!("{sequence:0>40}#{}", record.event_id)
+    let position = match record.change.sequence_number.as_deref() {
+        Some(sequence) => sequence.to_owned(),
+        None => record
+            .change
+            .approximate_creation_date_time
+            .timestamp()
+            .to_string(),
+    };
+    format!("{position:0>40}#{}", record.event_id)
 }
 
 /// DynamoDB's item size limit, less room for rounding in the estimate.

@@ -249,3 +249,49 @@ fn missing_variable_fails_the_cold_start_naming_it() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("DLQ_URL"));
 }
+
+/// On Kinesis: one row per change, whatever the order; a duplicate (same eventID, its own
+/// Kinesis sequence number) finds its row written, in this batch or a later one.
+#[tokio::test]
+async fn kinesis_changes_give_one_row_each_and_duplicates_none() {
+    let setup = Setup::new().await;
+    let timeout = Duration::from_secs(60);
+    let run = |fixture: &'static str| {
+        let processor = setup.processor.clone();
+        let handler = Arc::clone(&setup.handler);
+        async move {
+            processor
+                .run_json(&fixture_text(fixture), timeout, handler)
+                .await
+                .unwrap()
+        }
+    };
+    let report = run("kinesis-out-of-order-and-duplicate.json").await;
+    assert_eq!(
+        report.results,
+        vec![
+            RecordResult::Succeeded(RecordOutcome::Done),
+            RecordResult::Succeeded(RecordOutcome::Done),
+            RecordResult::Succeeded(RecordOutcome::Done),
+            RecordResult::Succeeded(RecordOutcome::Duplicate),
+        ]
+    );
+    let late = run("kinesis-user-upgrade-free-to-pro.json").await;
+    assert_eq!(
+        late.results,
+        vec![RecordResult::Succeeded(RecordOutcome::Duplicate)]
+    );
+    let rows = setup.rows().await;
+    let events: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| (s(r, "userId"), s(r, "eventName")))
+        .collect();
+    assert_eq!(rows.len(), 3, "{events:?}");
+    // Rows sort by creation time: u-1001's upgrade, u-1002's insert, u-1001's downgrade.
+    let u1001: Vec<&String> = rows
+        .iter()
+        .filter(|r| s(r, "userId") == "u-1001")
+        .map(|r| r["auditId"].as_s().unwrap())
+        .collect();
+    assert!(u1001[0] < u1001[1]);
+}

@@ -16,6 +16,10 @@
 //!   off just before the deadline and fails alone, so the invocation always answers and never
 //!   dies mid-batch.
 //! - The response never carries an empty or null `itemIdentifier`; success is an empty list.
+//! - Either source ([`crate::source`]): DynamoDB Streams records, or Kinesis records carrying
+//!   the change. A Kinesis batch's records of one key are run in [`ChangeOrder`] (they may
+//!   arrive out of order), and a record whose `eventID` already ran in this batch is a
+//!   duplicate, not run again. Failures name the source's own sequence number.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -36,6 +40,7 @@ use crate::domain::User;
 use crate::failure::scrub_personal;
 use crate::ledger::{EffectKey, Ledger};
 use crate::outcome::{BatchMetrics, RecordError, RecordOutcome, RecordResult};
+use crate::source::{ChangeOrder, RecordSource, read_record};
 use crate::time::{RESPONSE_MARGIN, TimeBudget};
 
 /// A batch whose response cannot be expressed as a partial batch failure.
@@ -46,7 +51,7 @@ pub enum BatchError {
     #[error("record {event_id} failed and has no sequence number to report; failing the batch")]
     Unreportable { event_id: String },
     /// The invocation's JSON has no `Records` list: nothing can be read, reported or parked.
-    #[error("the event is not a DynamoDB stream event (no Records list)")]
+    #[error("the event is not a DynamoDB Streams or Kinesis event (no Records list)")]
     NotAnEvent,
 }
 
@@ -214,17 +219,25 @@ impl BatchProcessor {
         let slots = event
             .records
             .into_iter()
-            .map(|record| RecordSlot {
-                raw: Arc::new(serde_json::to_value(&record).unwrap_or(Value::Null)),
-                parsed: Ok(Arc::new(record)),
+            .map(|record| {
+                let raw = Arc::new(serde_json::to_value(&record).unwrap_or(Value::Null));
+                RecordSlot {
+                    source: RecordSource::DynamoDbStream,
+                    item_identifier: record.change.sequence_number.clone(),
+                    order: ChangeOrder::of(&raw),
+                    change: Arc::clone(&raw),
+                    raw,
+                    parsed: Ok(Arc::new(record)),
+                }
             })
             .collect();
         self.run_slots(slots, deadline, work).await
     }
 
     /// Like [`BatchProcessor::process`], returning every record's result, without emitting
-    /// metrics. Each record is read on its own: one that is not a DynamoDB stream record (no
-    /// `dynamodb`, a wrong type) is parked with its JSON as delivered, never failing the rest.
+    /// metrics. Each record is read on its own ([`read_record`]): one that is not a change
+    /// record (no `dynamodb`, a wrong type, Kinesis data that is not base64 JSON) is parked
+    /// with its JSON as delivered, never failing the rest.
     pub async fn run_value<H: RecordHandler>(
         &self,
         event: Value,
@@ -236,11 +249,16 @@ impl BatchProcessor {
         };
         let slots = records
             .iter()
-            .map(|raw| RecordSlot {
-                parsed: serde_json::from_value::<EventRecord>(raw.clone())
-                    .map(Arc::new)
-                    .map_err(|e| e.to_string()),
-                raw: Arc::new(raw.clone()),
+            .map(|raw| {
+                let read = read_record(raw);
+                RecordSlot {
+                    source: read.source,
+                    item_identifier: read.item_identifier,
+                    order: read.order,
+                    change: Arc::new(read.change),
+                    parsed: read.record.map(Arc::new),
+                    raw: Arc::new(raw.clone()),
+                }
             })
             .collect();
         self.run_slots(slots, deadline, work).await
@@ -280,7 +298,15 @@ impl BatchProcessor {
 
         let mut tasks = JoinSet::new();
         for key in order {
-            let indexes = groups.remove(&key).unwrap_or_default();
+            let mut indexes = groups.remove(&key).unwrap_or_default();
+            // Kinesis may reorder a key's changes; a stable sort keeps delivery order on ties.
+            // A DynamoDB stream is already in order (and its times are whole seconds).
+            if indexes
+                .iter()
+                .any(|&i| slots[i].source == RecordSource::Kinesis)
+            {
+                indexes.sort_by_key(|&i| slots[i].order);
+            }
             let group: Vec<(usize, RecordSlot)> =
                 indexes.into_iter().map(|i| (i, slots[i].clone())).collect();
             let semaphore = Arc::clone(&semaphore);
@@ -312,7 +338,7 @@ impl BatchProcessor {
             if !result.must_retry() {
                 continue;
             }
-            match slot.sequence_number() {
+            match slot.item_identifier.clone() {
                 Some(seq) if !seq.is_empty() => {
                     let mut failure = DynamoDbBatchItemFailure::default();
                     failure.item_identifier = Some(seq);
@@ -336,11 +362,17 @@ impl BatchProcessor {
     }
 }
 
-/// One record of an invocation: its JSON as delivered, and the record read from it (or why it
-/// could not be).
+/// One record of an invocation: its JSON as delivered, the change it carries and the record
+/// read from it (or why it could not be).
 #[derive(Debug, Clone)]
 struct RecordSlot {
     raw: Arc<Value>,
+    source: RecordSource,
+    /// The sequence number the response names when this record must be retried.
+    item_identifier: Option<String>,
+    order: ChangeOrder,
+    /// The change record as JSON (for Kinesis, decoded from `kinesis.data`).
+    change: Arc<Value>,
     parsed: Result<Arc<EventRecord>, String>,
 }
 
@@ -349,7 +381,7 @@ impl RecordSlot {
     fn scrub(&self, text: &str) -> String {
         let image_values = ["NewImage", "OldImage"].into_iter().flat_map(|image| {
             User::PERSONAL_FIELDS.iter().filter_map(move |field| {
-                self.raw["dynamodb"][image][*field]["S"]
+                self.change["dynamodb"][image][*field]["S"]
                     .as_str()
                     .map(str::to_owned)
             })
@@ -362,8 +394,9 @@ impl RecordSlot {
     fn event_id(&self) -> String {
         match &self.parsed {
             Ok(record) if !record.event_id.is_empty() => record.event_id.clone(),
-            _ => self.raw["eventID"]
+            _ => self.change["eventID"]
                 .as_str()
+                .or_else(|| self.raw["eventID"].as_str())
                 .map(str::to_owned)
                 .unwrap_or_else(|| {
                     // FNV-1a of the JSON text: stable across deliveries of the same bytes.
@@ -380,12 +413,7 @@ impl RecordSlot {
     }
 
     fn sequence_number(&self) -> Option<String> {
-        match &self.parsed {
-            Ok(record) => record.change.sequence_number.clone(),
-            Err(_) => self.raw["dynamodb"]["SequenceNumber"]
-                .as_str()
-                .map(str::to_owned),
-        }
+        self.item_identifier.clone()
     }
 }
 
@@ -462,6 +490,7 @@ async fn run_key<H: RecordHandler>(
 ) -> Vec<(usize, RecordResult)> {
     let mut results = Vec::with_capacity(group.len());
     let mut stopped = false;
+    let mut ran: Vec<String> = Vec::new();
     for (index, slot) in group {
         let event_id = slot.event_id();
         if stopped {
@@ -469,6 +498,14 @@ async fn run_key<H: RecordHandler>(
             results.push((index, RecordResult::NotRun));
             continue;
         }
+        // Kinesis may deliver a change twice in one batch: the first ran (and succeeded, or
+        // `stopped` would be set), so the second is that effect again.
+        if ran.contains(&event_id) {
+            tracing::debug!(%event_id, key, "a repeat of a record already run in this batch");
+            results.push((index, RecordResult::Succeeded(RecordOutcome::Duplicate)));
+            continue;
+        }
+        ran.push(event_id.clone());
         if !time.can_start() {
             tracing::warn!(%event_id, key, remaining_ms = time.remaining().as_millis() as u64,
                 budget_ms = time.budget().as_millis() as u64,

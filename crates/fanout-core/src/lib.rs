@@ -4,6 +4,7 @@
 //!
 //! - [`time`], [`telemetry`]: time formatting; JSON logs and the EMF line writer (leaves).
 //! - [`change`]: typed decoding of stream records into [`Change`]s, and field diffs.
+//! - [`source`]: either source's records (DynamoDB Streams, Kinesis) read into one record type.
 //! - [`domain`]: the [`User`] row, [`Plan`]s and [`PlanChange`]s.
 //! - [`outcome`]: the vocabulary of record processing ([`RecordOutcome`], [`RecordError`],
 //!   [`RecordResult`]) and the batch counters ([`BatchMetrics`]).
@@ -30,6 +31,7 @@ pub mod lambda;
 pub mod ledger;
 pub mod outcome;
 pub mod reconcile;
+pub mod source;
 pub mod telemetry;
 pub mod time;
 
@@ -44,6 +46,7 @@ pub use failure::{classify_sdk_error, error_chain, scrub_personal};
 pub use ledger::{ClaimOutcome, EffectKey, Lease, Ledger, LedgerClaim, LedgerError};
 pub use outcome::{BatchMetrics, RecordError, RecordOutcome, RecordResult};
 pub use reconcile::{EffectCheck, EffectState};
+pub use source::{ChangeOrder, RecordSource, SourceRecord, read_record};
 pub use time::TimeBudget;
 
 // Re-exported so consumers and tests use exactly the versions core is built with.

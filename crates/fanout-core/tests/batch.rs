@@ -503,3 +503,123 @@ async fn work_that_would_outlive_the_deadline_is_cut_off_and_the_invocation_stil
     assert!(matches!(&report.results[0], RecordResult::Failed(why) if why.contains("cut off")));
     assert_eq!(report.response.batch_item_failures.len(), 1);
 }
+
+/// The (userId, version) each record ran with, in run order.
+fn version_of(input: &RecordInput) -> (String, u64) {
+    let user = Change::<User>::from_record(&input.record)
+        .unwrap()
+        .new_image()
+        .cloned()
+        .unwrap();
+    (user.user_id, user.version)
+}
+
+#[tokio::test]
+async fn a_kinesis_batch_runs_each_key_in_change_order_once_and_reports_kinesis_sequence_numbers() {
+    let setup = Setup::new().await;
+    let fixture = fixture_text("kinesis-out-of-order-and-duplicate.json");
+    let kinesis_seq = |i: usize| {
+        let event: serde_json::Value = serde_json::from_str(&fixture).unwrap();
+        event["Records"][i]["kinesis"]["sequenceNumber"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+
+    // Delivered: u-1001 v3, u-1002 v1, u-1001 v2, u-1001 v2 again (same eventID).
+    let ran = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&ran);
+    let handler = HandlerFn(move |input: RecordInput| {
+        let log = Arc::clone(&log);
+        async move {
+            log.lock().unwrap().push(version_of(&input));
+            Ok(RecordOutcome::Done)
+        }
+    });
+    let report = setup
+        .processor()
+        .run_json(&fixture, Duration::from_secs(60), Arc::new(handler))
+        .await
+        .unwrap();
+    let ran_for = |user: &str| -> Vec<u64> {
+        ran.lock()
+            .unwrap()
+            .iter()
+            .filter(|(u, _)| u == user)
+            .map(|(_, v)| *v)
+            .collect()
+    };
+    assert_eq!(ran_for("u-1001"), vec![2, 3], "v2 before v3, v2 once");
+    assert_eq!(ran_for("u-1002"), vec![1]);
+    assert_eq!(
+        report.results,
+        vec![
+            RecordResult::Succeeded(RecordOutcome::Done),
+            RecordResult::Succeeded(RecordOutcome::Done),
+            RecordResult::Succeeded(RecordOutcome::Done),
+            RecordResult::Succeeded(RecordOutcome::Duplicate),
+        ]
+    );
+    assert!(report.response.batch_item_failures.is_empty());
+
+    // v2 fails: v3 (after it in change order, before it in the batch) is not run, and the
+    // response names Kinesis sequence numbers, the lowest of which restarts the shard.
+    let handler = HandlerFn(|input: RecordInput| async move {
+        match version_of(&input) {
+            (user, 2) if user == "u-1001" => Err(RecordError::retryable("throttled")),
+            _ => Ok(RecordOutcome::Done),
+        }
+    });
+    let report = setup
+        .processor()
+        .run_json(&fixture, Duration::from_secs(60), Arc::new(handler))
+        .await
+        .unwrap();
+    assert_eq!(
+        report.results,
+        vec![
+            RecordResult::NotRun,
+            RecordResult::Succeeded(RecordOutcome::Done),
+            RecordResult::Failed("throttled".into()),
+            RecordResult::NotRun,
+        ]
+    );
+    let mut failed: Vec<String> = report
+        .response
+        .batch_item_failures
+        .iter()
+        .filter_map(|f| f.item_identifier.clone())
+        .collect();
+    failed.sort();
+    assert_eq!(failed, vec![kinesis_seq(0), kinesis_seq(2), kinesis_seq(3)]);
+}
+
+#[tokio::test]
+async fn a_kinesis_record_whose_data_is_not_a_change_is_parked_as_delivered() {
+    let setup = Setup::new().await;
+    let good: serde_json::Value =
+        serde_json::from_str(&fixture_text("kinesis-user-upgrade-free-to-pro.json")).unwrap();
+    let mut bad = good["Records"][0].clone();
+    bad["kinesis"]["data"] = json!("bm90IGpzb24=");
+    bad["kinesis"]["sequenceNumber"] = json!("1");
+    let event = json!({"Records": [bad.clone(), good["Records"][0].clone()]});
+    let report = setup
+        .processor()
+        .run_value(event, deadline(), Arc::new(HandlerFn(decode_user)))
+        .await
+        .unwrap();
+    assert_eq!(
+        report.results,
+        vec![
+            RecordResult::Parked,
+            RecordResult::Succeeded(RecordOutcome::Done)
+        ]
+    );
+    let parked = setup.parked().await;
+    assert_eq!(parked.len(), 1);
+    assert_eq!(
+        parked[0].record, bad,
+        "the Kinesis record, exactly as delivered"
+    );
+    assert!(parked[0].error.contains("not JSON"), "{}", parked[0].error);
+}

@@ -162,6 +162,7 @@ const CORE_LAYERS: &[&str] = &[
     "time",
     "telemetry",
     "change",
+    "source",
     "domain",
     "outcome",
     "failure",

@@ -342,3 +342,22 @@ fn config_requires_an_endpoint_and_refuses_plain_http_off_loopback() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("SEARCH_ENDPOINT"));
 }
+
+/// On Kinesis: the batch holds u-1001's v3 before its v2, and v2 twice. Core runs v2 then v3
+/// and v2's repeat not at all; across batches the external version drops the older change.
+#[tokio::test]
+async fn kinesis_out_of_order_and_duplicated_changes_leave_the_newest_document() {
+    let setup = Setup::new().await;
+    let report = setup
+        .deliver("kinesis-out-of-order-and-duplicate.json")
+        .await;
+    assert_eq!(report.results, vec![DONE, DONE, DONE, DUPLICATE]);
+    assert!(report.response.batch_item_failures.is_empty());
+    assert_eq!(setup.version_of("u-1001"), Some(3));
+    assert_eq!(setup.version_of("u-1002"), Some(1));
+
+    // v2 delivered again in a later batch, after v3 was applied: dropped by the index.
+    let late = setup.deliver("kinesis-user-upgrade-free-to-pro.json").await;
+    assert_eq!(late.results, vec![DUPLICATE]);
+    assert_eq!(setup.version_of("u-1001"), Some(3));
+}

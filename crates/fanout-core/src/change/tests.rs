@@ -5,6 +5,7 @@ use fanout_testkit::fixture_text;
 
 use crate::change::{Change, DecodeError, ImageSide, Remover, changed_attributes, item_key};
 use crate::domain::{Plan, PlanChange, PlanDirection, User};
+use crate::source::{RecordSource, read_record};
 
 fn records(fixture: &str) -> Vec<EventRecord> {
     let event: Event =
@@ -272,46 +273,111 @@ fn user_debug_never_prints_the_email() {
 }
 
 #[test]
-fn every_fixture_is_a_lambda_dynamodb_event_with_reportable_records() {
+fn every_fixture_is_a_lambda_dynamodb_or_kinesis_event_with_reportable_records() {
     let dir = fanout_testkit::fixture_path("");
-    let mut seen = 0;
+    let (mut streams, mut kinesis) = (0, 0);
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().and_then(|e| e.to_str()) != Some("json") {
             continue;
         }
         let text = std::fs::read_to_string(&path).unwrap();
-        let event: Event = serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("{}: not a DynamoDB event: {e}", path.display()));
-        assert!(!event.records.is_empty(), "{}: no records", path.display());
-        for record in &event.records {
+        let event: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let records = event["Records"].as_array().cloned().unwrap_or_default();
+        assert!(!records.is_empty(), "{}: no records", path.display());
+        for raw in &records {
+            let read = read_record(raw);
+            let record = read
+                .record
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             assert!(
                 !record.event_id.is_empty(),
                 "{}: a record without eventID",
                 path.display()
             );
             assert!(
-                record
-                    .change
-                    .sequence_number
-                    .as_deref()
-                    .is_some_and(|s| !s.is_empty()),
-                "{}: a record without SequenceNumber",
+                read.item_identifier.is_some_and(|s| !s.is_empty()),
+                "{}: a record without a sequence number to report",
                 path.display()
             );
             assert_eq!(record.event_source.as_deref(), Some("aws:dynamodb"));
-            assert!(
-                record
-                    .event_source_arn
-                    .as_deref()
-                    .is_some_and(|a| a.contains(":table/Users/stream/"))
-            );
+            match read.source {
+                RecordSource::DynamoDbStream => assert!(
+                    record
+                        .event_source_arn
+                        .as_deref()
+                        .is_some_and(|a| a.contains(":table/Users/stream/")),
+                    "{}",
+                    path.display()
+                ),
+                RecordSource::Kinesis => {
+                    assert_eq!(raw["eventSource"], "aws:kinesis", "{}", path.display());
+                    assert!(record.change.sequence_number.is_none());
+                }
+            }
         }
-        seen += 1;
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("kinesis-") {
+            kinesis += 1;
+        } else {
+            streams += 1;
+        }
     }
     assert!(
-        seen >= 12,
-        "only {seen} fixtures found in {}",
+        streams >= 12,
+        "only {streams} DynamoDB fixtures in {}",
         dir.display()
+    );
+    assert!(
+        kinesis >= 4,
+        "only {kinesis} Kinesis fixtures in {}",
+        dir.display()
+    );
+}
+
+/// The Kinesis payloads carry the same change as their DynamoDB Streams counterpart and decode
+/// into the same `Change<User>`: handlers cannot tell the sources apart.
+#[test]
+fn a_kinesis_record_decodes_into_the_same_change_as_its_stream_record() {
+    let kinesis = |fixture: &str| -> Vec<EventRecord> {
+        let event: serde_json::Value = serde_json::from_str(&fixture_text(fixture)).unwrap();
+        event["Records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|raw| read_record(raw).record.unwrap())
+            .collect()
+    };
+    let stream = Change::<User>::from_record(&only("user-upgrade-free-to-pro.json")).unwrap();
+    for fixture in [
+        "kinesis-user-upgrade-free-to-pro.json",
+        "kinesis-local-aws-streams-shaped.json",
+    ] {
+        let records = kinesis(fixture);
+        let change = Change::<User>::from_record(&records[0]).unwrap();
+        assert_eq!(change, stream, "{fixture}");
+        assert_eq!(
+            PlanChange::from_change(&change).unwrap().direction(),
+            PlanDirection::Upgrade
+        );
+    }
+    // AWS's shape: creation time in milliseconds, read as whole seconds of the same instant.
+    let aws = &kinesis("kinesis-user-upgrade-free-to-pro.json")[0];
+    assert_eq!(
+        aws.change.approximate_creation_date_time.timestamp(),
+        1_763_892_120
+    );
+    assert_eq!(aws.table_name.as_deref(), Some("Users"));
+
+    let ttl = &kinesis("kinesis-user-ttl-delete.json")[0];
+    let Change::Remove {
+        by: Remover::Ttl, ..
+    } = Change::<User>::from_record(ttl).unwrap()
+    else {
+        panic!("a TTL delete carried by Kinesis is a TTL removal");
+    };
+    assert_eq!(
+        ttl.change.approximate_creation_date_time.timestamp(),
+        1_763_895_900
     );
 }
