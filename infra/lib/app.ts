@@ -19,7 +19,12 @@ export function buildApp(
   registryDir: string = REGISTRY_DIR,
 ): { tables: TablesStack; consumers: Record<ConsumerName, ConsumerStack> } {
   const settings = loadSettings(registryDir);
-  const tables = new TablesStack(app, 'FanoutTables', { env, description: 'fanout: Users (with stream), EffectLedger, UserAudit' });
+  const kinesisDestination = Object.values(settings).some((s) => s.source === 'kinesis');
+  const tables = new TablesStack(app, 'FanoutTables', {
+    env,
+    kinesisDestination,
+    description: `fanout: Users (with stream${kinesisDestination ? ' and Kinesis streaming destination' : ''}), EffectLedger, UserAudit`,
+  });
   const consumers = {} as Record<ConsumerName, ConsumerStack>;
   for (const name of Object.keys(settings)) {
     const StackClass = stackClassFor(name);

@@ -53,6 +53,9 @@ export class ConsumerStack extends cdk.Stack {
     output('DlqUrl', this.consumer.dlq.queueUrl, `${props.settings.crate}: parked records and OnFailure records`);
     output('DlqArn', this.consumer.dlq.queueArn, `${props.settings.crate}: its DLQ's ARN`);
     output('EventSourceMappingId', this.consumer.mapping.eventSourceMappingId, `${props.settings.crate}: the stream mapping`);
+    if (this.consumer.streamConsumer) {
+      output('StreamConsumerArn', this.consumer.streamConsumer.attrConsumerArn, `${props.settings.crate}: its enhanced fan-out consumer`);
+    }
   }
 
   /** The consumer's variables besides DLQ_URL and MAX_CONCURRENCY. */

@@ -89,3 +89,22 @@ export function localAws(scope: Construct): boolean {
   if (!['true', 'false'].includes(value)) throw new Error(`CDK context fanout:localAws must be true or false, not ${JSON.stringify(value)}`);
   return value === 'true';
 }
+
+/**
+ * `fanout:kinesisMappingOnStream`: `true` points a Kinesis consumer's event source mapping at the
+ * Kinesis stream itself (shared-throughput polling) and leaves its enhanced fan-out consumer
+ * out. Local only: ministack refuses a stream consumer's ARN as a mapping source ("Invalid event
+ * source ARN") and its CloudFormation has no AWS::Kinesis::StreamConsumer. Refused unless
+ * `fanout:localAws=true`, so no AWS deployment loses its dedicated pipe. @default false
+ */
+export function kinesisMappingOnStream(scope: Construct): boolean {
+  const given = scope.node.tryGetContext('fanout:kinesisMappingOnStream');
+  const value = typeof given === 'boolean' ? String(given) : (optionalContext(scope, 'kinesisMappingOnStream') ?? 'false');
+  if (!['true', 'false'].includes(value)) {
+    throw new Error(`CDK context fanout:kinesisMappingOnStream must be true or false, not ${JSON.stringify(value)}`);
+  }
+  if (value === 'true' && !localAws(scope)) {
+    throw new Error('CDK context fanout:kinesisMappingOnStream=true is for a local AWS only (with fanout:localAws=true): on AWS each Kinesis consumer reads through its own enhanced fan-out consumer');
+  }
+  return value === 'true';
+}

@@ -15,7 +15,10 @@ export interface FunctionSettings {
 }
 
 export interface EventSourceMappingSettings {
-  startingPosition: 'TRIM_HORIZON' | 'LATEST';
+  /** AT_TIMESTAMP only on Kinesis: where a switch starts reading (README "Switching a consumer to Kinesis"). */
+  startingPosition: 'TRIM_HORIZON' | 'LATEST' | 'AT_TIMESTAMP';
+  /** With AT_TIMESTAMP: seconds since the epoch. */
+  startingPositionTimestamp?: number;
   batchSize: number;
   maxBatchingWindowSeconds: number;
   parallelizationFactor: number;
@@ -43,9 +46,22 @@ export interface AlarmSettings {
   why: string;
 }
 
+/**
+ * What the consumer's mapping reads: the Users table's DynamoDB stream (in order, 24 h, at most
+ * two readers per shard advised), or the table's Kinesis streaming destination through an
+ * enhanced fan-out consumer of its own (its own 2 MB/s per shard, retention a setting; records
+ * may arrive out of order or twice).
+ */
+export type StreamSource = 'dynamodb-stream' | 'kinesis';
+export const STREAM_SOURCES: readonly StreamSource[] = ['dynamodb-stream', 'kinesis'];
+
 export interface ConsumerSettings {
   /** The stack name, such as `WelcomeEmail`. */
   stack: string;
+  /** Which stream the mapping reads. */
+  source: StreamSource;
+  /** Why this source (readers per shard, order, retention). */
+  sourceWhy: string;
   /** The crate, binary and file name, such as `welcome-email`. */
   crate: string;
   /** The consumer's keys in EffectLedger: `<prefix>#...`; the crate name. */
@@ -109,6 +125,16 @@ function validate(name: string, s: ConsumerSettings): void {
   const fail = (why: string) => {
     throw new Error(`${name}: ${why}`);
   };
+  if (!STREAM_SOURCES.includes(s.source)) fail(`source must be one of ${STREAM_SOURCES.join(', ')}, not ${JSON.stringify(s.source)}`);
+  if (typeof s.sourceWhy !== 'string' || s.sourceWhy === '') fail('sourceWhy must say why this source');
+  if (esm.startingPosition === 'AT_TIMESTAMP') {
+    if (s.source !== 'kinesis') fail('startingPosition AT_TIMESTAMP exists for Kinesis only; a DynamoDB stream starts at TRIM_HORIZON or LATEST');
+    if (!Number.isInteger(esm.startingPositionTimestamp) || (esm.startingPositionTimestamp ?? 0) <= 0) {
+      fail('startingPosition AT_TIMESTAMP needs startingPositionTimestamp, in whole seconds since the epoch');
+    }
+  } else if (esm.startingPositionTimestamp !== undefined) {
+    fail('startingPositionTimestamp is read only with startingPosition AT_TIMESTAMP');
+  }
   if (esm.parallelizationFactor !== 1) fail('parallelizationFactor must be 1 (per-key order across batches)');
   if (!esm.reportBatchItemFailures) fail('reportBatchItemFailures must be on');
   if (!esm.bisectBatchOnFunctionError) fail('bisectBatchOnFunctionError must be on');

@@ -4,6 +4,7 @@ import * as cdk from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kinesis from 'aws-cdk-lib/aws-kinesis';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
@@ -13,7 +14,7 @@ import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { RustFunction } from 'cargo-lambda-cdk';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
-import { architecture, buildProfile, localAws, optionalContext } from './deployment';
+import { architecture, buildProfile, kinesisMappingOnStream, localAws, optionalContext } from './deployment';
 import { ConsumerSettings } from './settings';
 import { ensureRustToolchain } from './toolchain';
 import { PARAMETERS } from './tables-stack';
@@ -55,9 +56,18 @@ export interface StreamConsumerProps {
 export const BATCH_COUNTERS = ['Processed', 'Ignored', 'Duplicate', 'RetryableFailed', 'Parked'] as const;
 
 /**
- * What every consumer shares: the Rust function, its own DLQ, the DynamoDB Streams event
- * source mapping with every knob from its registry entry, least-privilege IAM and the alarms.
- * A consumer stack states only what differs (environment and permissions).
+ * A registry filter pattern as the mapping of `source` reads it. Patterns are written against
+ * the DynamoDB change record; on Kinesis that record is the (decoded) `data` of each record.
+ */
+export function filterPattern(source: ConsumerSettings['source'], pattern: Record<string, unknown>): Record<string, unknown> {
+  return source === 'kinesis' ? { data: pattern } : pattern;
+}
+
+/**
+ * What every consumer shares: the Rust function, its own DLQ, the event source mapping on its
+ * source (the Users DynamoDB stream, or the Users Kinesis stream through an enhanced fan-out
+ * consumer of its own) with every knob from its registry entry, least-privilege IAM and the
+ * alarms. A consumer stack states only what differs (environment and permissions).
  */
 export class StreamConsumer extends Construct {
   readonly function: lambda.IFunction;
@@ -67,6 +77,8 @@ export class StreamConsumer extends Construct {
   readonly alarms: cloudwatch.Alarm[];
   readonly dlqKey: kms.Key;
   readonly dashboard: cloudwatch.Dashboard;
+  /** The enhanced fan-out consumer the mapping reads through (Kinesis source, on AWS). */
+  readonly streamConsumer?: kinesis.CfnStreamConsumer;
 
   constructor(scope: Construct, id: string, props: StreamConsumerProps) {
     super(scope, id);
@@ -74,7 +86,19 @@ export class StreamConsumer extends Construct {
     const esm = settings.eventSourceMapping;
 
     // Read at deploy time from SSM: no cross-stack export, so this stack deploys alone.
-    const streamArn = ssm.StringParameter.valueForStringParameter(this, PARAMETERS.usersStreamArn);
+    const onKinesis = settings.source === 'kinesis';
+    const streamArn = ssm.StringParameter.valueForStringParameter(
+      this,
+      onKinesis ? PARAMETERS.usersKinesisStreamArn : PARAMETERS.usersStreamArn,
+    );
+    if (onKinesis && !kinesisMappingOnStream(this)) {
+      // Its own 2 MB/s per shard, pushed over HTTP/2: no other reader of the stream slows it.
+      this.streamConsumer = new kinesis.CfnStreamConsumer(this, 'EnhancedFanOut', {
+        streamArn,
+        consumerName: `fanout-${settings.crate}`,
+      });
+    }
+    const mappingSourceArn = this.streamConsumer?.attrConsumerArn ?? streamArn;
 
     // Parked records hold whole user images: encrypted with a key of their own, which only
     // this function (parking, and the mapping's OnFailure delivery under its role) and the
@@ -136,18 +160,7 @@ export class StreamConsumer extends Construct {
         actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
         resources: [logGroup.logGroupArn],
       }),
-      new iam.PolicyStatement({
-        sid: 'ReadUsersStreamForTheMapping',
-        actions: ['dynamodb:DescribeStream', 'dynamodb:GetRecords', 'dynamodb:GetShardIterator'],
-        resources: [streamArn],
-      }),
-      new iam.PolicyStatement({
-        // ListStreams supports no resource-level permission (the service authorization
-        // reference lists no resource type for it): a narrower Resource matches nothing.
-        sid: 'ListStreamsSupportsNoResource',
-        actions: ['dynamodb:ListStreams'],
-        resources: ['*'],
-      }),
+      ...this.sourceStatements(onKinesis, streamArn),
       new iam.PolicyStatement({
         sid: 'ParkInOwnDlq',
         actions: ['sqs:SendMessage', 'sqs:GetQueueAttributes'],
@@ -189,8 +202,9 @@ export class StreamConsumer extends Construct {
 
     this.mapping = new lambda.EventSourceMapping(this, 'StreamMapping', {
       target: fn,
-      eventSourceArn: streamArn,
+      eventSourceArn: mappingSourceArn,
       startingPosition: lambda.StartingPosition[esm.startingPosition],
+      startingPositionTimestamp: esm.startingPositionTimestamp,
       batchSize: esm.batchSize,
       maxBatchingWindow: cdk.Duration.seconds(esm.maxBatchingWindowSeconds),
       parallelizationFactor: esm.parallelizationFactor,
@@ -201,7 +215,10 @@ export class StreamConsumer extends Construct {
       // The mapping delivers OnFailure records under the function's role, which ParkInOwnDlq
       // and the key policy already allow; SqsDlq would add a second, wildcard grant.
       onFailure: { bind: () => ({ destination: this.dlq.queueArn }) },
-      filters: esm.filters.length > 0 ? esm.filters.map((pattern) => ({ pattern: JSON.stringify(pattern) })) : undefined,
+      filters:
+        esm.filters.length > 0
+          ? esm.filters.map((pattern) => ({ pattern: JSON.stringify(filterPattern(settings.source, pattern)) }))
+          : undefined,
     });
     this.mapping.node.addDependency(policy);
 
@@ -229,6 +246,48 @@ export class StreamConsumer extends Construct {
     NagSuppressions.addResourceSuppressions(this.dlq, [
       { id: 'AwsSolutions-SQS3', reason: 'This queue is itself the dead-letter queue of the consumer (parked records and the OnFailure destination).' },
     ]);
+  }
+
+  /**
+   * What the mapping needs to read its source, under the function's role: the DynamoDB stream;
+   * or the Kinesis stream's shards and, on AWS, subscribing through its own consumer only.
+   * The Kinesis stream is encrypted with the AWS managed key, whose policy lets this account's
+   * principals use it through Kinesis: no key statement here.
+   */
+  private sourceStatements(onKinesis: boolean, streamArn: string): iam.PolicyStatement[] {
+    if (!onKinesis) {
+      return [
+        new iam.PolicyStatement({
+          sid: 'ReadUsersStreamForTheMapping',
+          actions: ['dynamodb:DescribeStream', 'dynamodb:GetRecords', 'dynamodb:GetShardIterator'],
+          resources: [streamArn],
+        }),
+        new iam.PolicyStatement({
+          // ListStreams supports no resource-level permission (the service authorization
+          // reference lists no resource type for it): a narrower Resource matches nothing.
+          sid: 'ListStreamsSupportsNoResource',
+          actions: ['dynamodb:ListStreams'],
+          resources: ['*'],
+        }),
+      ];
+    }
+    const statements = [
+      new iam.PolicyStatement({
+        sid: 'ReadUsersKinesisStreamForTheMapping',
+        actions: ['kinesis:DescribeStream', 'kinesis:DescribeStreamSummary', 'kinesis:GetRecords', 'kinesis:GetShardIterator', 'kinesis:ListShards'],
+        resources: [streamArn],
+      }),
+    ];
+    if (this.streamConsumer) {
+      statements.push(
+        new iam.PolicyStatement({
+          sid: 'SubscribeThroughOwnConsumerOnly',
+          actions: ['kinesis:SubscribeToShard', 'kinesis:DescribeStreamConsumer'],
+          resources: [this.streamConsumer.attrConsumerArn],
+        }),
+      );
+    }
+    return statements;
   }
 
   /**
@@ -281,7 +340,7 @@ export class StreamConsumer extends Construct {
         fn.metric('IteratorAge', { period: minutes(5), statistic: 'Maximum' }),
         alarms.iteratorAgeMaxSeconds * 1000,
         cloudwatch.TreatMissingData.NOT_BREACHING,
-        `the stream is more than ${alarms.iteratorAgeMaxSeconds} s behind; records expire after 24 h.`,
+        `the ${settings.source === 'kinesis' ? 'Users Kinesis stream' : 'Users DynamoDB stream'} is more than ${alarms.iteratorAgeMaxSeconds} s behind; records expire at the end of its retention (24 h on the DynamoDB stream).`,
       ),
       // Missing: no invocation, no error; Stopped watches for that.
       alarm(

@@ -1,7 +1,9 @@
 import * as cdk from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as kinesis from 'aws-cdk-lib/aws-kinesis';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
+import { optionalContext } from './deployment';
 
 /**
  * Where the tables stack publishes what consumer stacks need. Consumer stacks read these SSM
@@ -12,6 +14,7 @@ export const PARAMETERS = {
   usersTableName: '/fanout/tables/users/name',
   usersStreamArn: '/fanout/tables/users/stream-arn',
   usersStreamViewType: '/fanout/tables/users/stream-view-type',
+  usersKinesisStreamArn: '/fanout/tables/users/kinesis-stream-arn',
   ledgerTableName: '/fanout/tables/ledger/name',
   auditTableName: '/fanout/tables/audit/name',
 } as const;
@@ -19,18 +22,60 @@ export const PARAMETERS = {
 /** What the Users stream carries; consumers check it against what they need at cold start. */
 export const USERS_STREAM_VIEW = dynamodb.StreamViewType.NEW_AND_OLD_IMAGES;
 
+/** How long the Users Kinesis stream keeps records unless `fanout:usersKinesisRetentionHours` says. */
+export const DEFAULT_KINESIS_RETENTION_HOURS = 168;
+
+/**
+ * `fanout:usersKinesisRetentionHours`: how long the Users Kinesis stream keeps records, 24..8760.
+ * @default 168 (a week to redrive or rebuild; beyond 24 h AWS charges extended retention).
+ */
+export function kinesisRetentionHours(scope: Construct): number {
+  const given = optionalContext(scope, 'usersKinesisRetentionHours');
+  const hours = given === undefined ? DEFAULT_KINESIS_RETENTION_HOURS : Number(given);
+  if (!Number.isInteger(hours) || hours < 24 || hours > 8760) {
+    throw new Error(`CDK context fanout:usersKinesisRetentionHours must be a whole number of hours, 24..8760, not ${JSON.stringify(given)}`);
+  }
+  return hours;
+}
+
+export interface TablesStackProps extends cdk.StackProps {
+  /**
+   * Whether Users also streams its changes to a Kinesis data stream (its Kinesis streaming
+   * destination): on when a consumer of the registry reads `source: kinesis`. @default false
+   */
+  readonly kinesisDestination?: boolean;
+}
+
 export class TablesStack extends cdk.Stack {
   readonly users: dynamodb.Table;
   readonly ledger: dynamodb.Table;
   readonly audit: dynamodb.Table;
+  /** The Users table's Kinesis streaming destination, when a consumer reads it. */
+  readonly usersChanges?: kinesis.Stream;
 
-  constructor(scope: Construct, id: string, props?: cdk.StackProps) {
+  constructor(scope: Construct, id: string, props: TablesStackProps = {}) {
     super(scope, id, props);
+
+    if (props.kinesisDestination) {
+      // On-demand: capacity follows the table's write rate, no shard count to size. The AWS
+      // managed key (alias/aws/kinesis) encrypts it: readers in this account need no key
+      // permission of their own, and cdk-nag (KDS3) asks for it unless a CMK is required.
+      // Destroyed with the stack: it only mirrors Users, whose stream and table are kept.
+      this.usersChanges = new kinesis.Stream(this, 'UsersChanges', {
+        streamMode: kinesis.StreamMode.ON_DEMAND,
+        encryption: kinesis.StreamEncryption.MANAGED,
+        retentionPeriod: cdk.Duration.hours(kinesisRetentionHours(this)),
+      });
+    }
 
     this.users = new dynamodb.Table(this, 'Users', {
       partitionKey: { name: 'userId', type: dynamodb.AttributeType.STRING },
       billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
       stream: USERS_STREAM_VIEW,
+      // Microseconds: core orders a key's Kinesis records by creation time first.
+      ...(this.usersChanges
+        ? { kinesisStream: this.usersChanges, kinesisPrecisionTimestamp: dynamodb.ApproximateCreationDateTimePrecision.MICROSECOND }
+        : {}),
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       removalPolicy: cdk.RemovalPolicy.RETAIN,
     });
@@ -57,6 +102,10 @@ export class TablesStack extends cdk.Stack {
     publish('UsersTableNameParam', PARAMETERS.usersTableName, this.users.tableName);
     publish('UsersStreamArnParam', PARAMETERS.usersStreamArn, this.users.tableStreamArn ?? '');
     publish('UsersStreamViewTypeParam', PARAMETERS.usersStreamViewType, USERS_STREAM_VIEW);
+    if (this.usersChanges) {
+      publish('UsersKinesisStreamArnParam', PARAMETERS.usersKinesisStreamArn, this.usersChanges.streamArn);
+      new cdk.CfnOutput(this, 'UsersKinesisStreamArn', { value: this.usersChanges.streamArn });
+    }
     publish('LedgerTableNameParam', PARAMETERS.ledgerTableName, this.ledger.tableName);
     publish('AuditTableNameParam', PARAMETERS.auditTableName, this.audit.tableName);
     new cdk.CfnOutput(this, 'UsersTableName', { value: this.users.tableName });

@@ -59,6 +59,8 @@ class Resolver:
 
     def parameter_value(self, name: str) -> str:
         path = self.parameters[name].get("Default", name)
+        if path.endswith("kinesis-stream-arn"):
+            return self.arn("kinesis", "stream/fanout-users-changes")
         if path.endswith("stream-arn"):
             return self.arn("dynamodb", f"table/Users/stream/{STREAM_LABEL}")
         if path.endswith("arn"):

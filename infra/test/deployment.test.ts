@@ -54,6 +54,32 @@ describe('deployment settings', () => {
     assert.throws(() => synthWith({ 'fanout:localAws': 'yes' }), /fanout:localAws must be true or false/);
   });
 
+  it('fanout:kinesisMappingOnStream maps a Kinesis consumer on the stream itself, for a local AWS only', () => {
+    assert.throws(
+      () => synthWith({ 'fanout:kinesisMappingOnStream': 'true' }),
+      /fanout:kinesisMappingOnStream=true is for a local AWS only/,
+    );
+    assert.throws(() => synthWith({ 'fanout:kinesisMappingOnStream': 'yes' }), /must be true or false/);
+    const local = Template.fromStack(synthWith({ 'fanout:kinesisMappingOnStream': 'true', 'fanout:localAws': 'true' }).consumers.SearchWarm);
+    local.resourceCountIs('AWS::Kinesis::StreamConsumer', 0);
+    local.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      EventSourceArn: { Ref: Match.stringLikeRegexp('fanouttablesuserskinesisstreamarn') },
+    });
+    const policy = JSON.stringify(local.findResources('AWS::IAM::Policy'));
+    assert.ok(!policy.includes('kinesis:SubscribeToShard'), 'no subscription permission without a consumer');
+    // On AWS (the default) the consumer and its mapping are there.
+    const aws = Template.fromStack(synthWith({}).consumers.SearchWarm);
+    aws.resourceCountIs('AWS::Kinesis::StreamConsumer', 1);
+  });
+
+  it('fanout:usersKinesisRetentionHours sets the Kinesis stream retention, 24..8760 h', () => {
+    const week = Template.fromStack(synthWith({ 'fanout:usersKinesisRetentionHours': '720' }).tables);
+    week.hasResourceProperties('AWS::Kinesis::Stream', { RetentionPeriodHours: 720 });
+    for (const bad of ['12', '9000', 'a week']) {
+      assert.throws(() => synthWith({ 'fanout:usersKinesisRetentionHours': bad }), /usersKinesisRetentionHours must be a whole number of hours/);
+    }
+  });
+
   it('a missing required context value is named', () => {
     assert.throws(() => synthWith({ 'fanout:crmEventBusName': '' }), /missing CDK context fanout:crmEventBusName/);
   });

@@ -3,7 +3,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
-import { loadSettings, REGISTRY_DIR } from '../lib/settings';
+import * as cdk from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import { buildApp } from '../lib/app';
+import { cdkJsonContext, EXAMPLE_CONTEXT, loadSettings, REGISTRY_DIR } from '../lib/settings';
 
 /** A copy of the registry with welcome-email's entry changed. */
 function withChange(change: (s: any) => void): string {
@@ -35,6 +38,11 @@ describe('registry validation refuses settings that break the stream contract', 
     ['a crate name that is not one', (s) => (s.crate = 'Welcome Email'), /kebab-case/],
     ['a file not named after its crate', (s) => { s.crate = 'welcome-mail'; s.ledgerKeyPrefix = 'welcome-mail'; }, /name the file after its crate/],
     ['a stack declared twice', (s) => (s.stack = 'CrmSync'), /declared twice/],
+    ['a source it cannot map', (s) => (s.source = 'sqs'), /source must be one of dynamodb-stream, kinesis/],
+    ['a source without its reason', (s) => (s.sourceWhy = ''), /sourceWhy/],
+    ['AT_TIMESTAMP on the DynamoDB stream', (s) => { s.eventSourceMapping.startingPosition = 'AT_TIMESTAMP'; s.eventSourceMapping.startingPositionTimestamp = 1764590000; }, /AT_TIMESTAMP exists for Kinesis only/],
+    ['AT_TIMESTAMP without a time', (s) => { s.source = 'kinesis'; s.eventSourceMapping.startingPosition = 'AT_TIMESTAMP'; }, /needs startingPositionTimestamp/],
+    ['a timestamp without AT_TIMESTAMP', (s) => (s.eventSourceMapping.startingPositionTimestamp = 1764590000), /only with startingPosition AT_TIMESTAMP/],
   ];
   for (const [what, change, message] of cases) {
     it(what, () => assert.throws(() => loadSettings(withChange(change)), message));
@@ -45,5 +53,24 @@ describe('registry validation refuses settings that break the stream contract', 
     for (const [name, s] of Object.entries(all)) {
       assert.ok(fs.existsSync(path.join(__dirname, '..', '..', '..', 'crates', s.crate, 'Cargo.toml')), `${name}: no crate ${s.crate}`);
     }
+  });
+});
+
+describe('switching a consumer to Kinesis', () => {
+  it('starts its new mapping AT_TIMESTAMP through its own consumer, and moves its filters into data', () => {
+    const dir = withChange((s) => {
+      s.source = 'kinesis';
+      s.eventSourceMapping.startingPosition = 'AT_TIMESTAMP';
+      s.eventSourceMapping.startingPositionTimestamp = 1764590000;
+      s.eventSourceMapping.filters = [{ eventName: ['INSERT', 'MODIFY'] }];
+    });
+    const app = new cdk.App({ context: { ...cdkJsonContext(), ...EXAMPLE_CONTEXT, 'aws:cdk:bundling-stacks': [] } });
+    const template = Template.fromStack(buildApp(app, {}, dir).consumers.WelcomeEmail);
+    template.resourceCountIs('AWS::Kinesis::StreamConsumer', 1);
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      StartingPosition: 'AT_TIMESTAMP',
+      StartingPositionTimestamp: 1764590000,
+      FilterCriteria: { Filters: [{ Pattern: JSON.stringify({ data: { eventName: ['INSERT', 'MODIFY'] } }) }] },
+    });
   });
 });

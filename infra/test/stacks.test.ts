@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
 import { Match } from 'aws-cdk-lib/assertions';
 import { NAMES, settings, tablesTemplate, templates, built } from './synth';
-import { BATCH_COUNTERS } from '../lib/stream-consumer';
+import { BATCH_COUNTERS, filterPattern } from '../lib/stream-consumer';
 
 describe('tables stack', () => {
   it('Users has key userId, a NEW_AND_OLD_IMAGES stream, PITR and is retained', () => {
@@ -32,6 +32,25 @@ describe('tables stack', () => {
         { AttributeName: 'auditId', KeyType: 'RANGE' },
       ],
     });
+  });
+
+  const kinesisConsumers = Object.values(settings).filter((c) => c.source === 'kinesis');
+  it(`streams Users to an on-demand Kinesis stream under the AWS managed key, as ${kinesisConsumers.map((c) => c.crate).join(', ') || 'no consumer'} reads it`, () => {
+    assert.ok(kinesisConsumers.length > 0, 'the registry runs a consumer on Kinesis, so this is asserted');
+    tablesTemplate.resourceCountIs('AWS::Kinesis::Stream', 1);
+    tablesTemplate.hasResourceProperties('AWS::Kinesis::Stream', {
+      StreamModeDetails: { StreamMode: 'ON_DEMAND' },
+      StreamEncryption: { EncryptionType: 'KMS', KeyId: 'alias/aws/kinesis' },
+      RetentionPeriodHours: 168,
+    });
+    tablesTemplate.hasResourceProperties('AWS::DynamoDB::Table', {
+      KeySchema: [{ AttributeName: 'userId', KeyType: 'HASH' }],
+      KinesisStreamSpecification: {
+        StreamArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('UsersChanges'), 'Arn'] },
+        ApproximateCreationDateTimePrecision: 'MICROSECOND',
+      },
+    });
+    tablesTemplate.hasResourceProperties('AWS::SSM::Parameter', { Name: '/fanout/tables/users/kinesis-stream-arn' });
   });
 
   it('publishes names and the stream ARN as SSM parameters', () => {
@@ -81,10 +100,14 @@ for (const name of NAMES) {
       assert.equal(fn.Properties.Environment.Variables.LEDGER_RETENTION_HOURS, String(s.ledger.retentionDays * 24));
     });
 
-    it('maps the stream with every knob from its registry entry', () => {
+    it(`maps its source (${s.source}) with every knob from its registry entry`, () => {
       template.resourceCountIs('AWS::Lambda::EventSourceMapping', 1);
       template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
-        StartingPosition: 'TRIM_HORIZON',
+        EventSourceArn:
+          s.source === 'kinesis'
+            ? { 'Fn::GetAtt': [Match.stringLikeRegexp('ConsumerEnhancedFanOut'), 'ConsumerARN'] }
+            : { Ref: Match.stringLikeRegexp('fanouttablesusersstreamarn') },
+        StartingPosition: esm.startingPosition,
         BatchSize: esm.batchSize,
         MaximumBatchingWindowInSeconds: esm.maxBatchingWindowSeconds,
         ParallelizationFactor: 1,
@@ -93,8 +116,33 @@ for (const name of NAMES) {
         MaximumRecordAgeInSeconds: esm.maximumRecordAgeSeconds,
         FunctionResponseTypes: ['ReportBatchItemFailures'],
         DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [Match.stringLikeRegexp('ConsumerDlq'), 'Arn'] } } },
-        FilterCriteria: esm.filters.length > 0 ? { Filters: esm.filters.map((f) => ({ Pattern: JSON.stringify(f) })) } : Match.absent(),
+        FilterCriteria:
+          esm.filters.length > 0 ? { Filters: esm.filters.map((f) => ({ Pattern: JSON.stringify(filterPattern(s.source, f)) })) } : Match.absent(),
       });
+    });
+
+    it(`reads ${s.source === 'kinesis' ? 'through an enhanced fan-out consumer of its own, with Kinesis permissions on that consumer and the stream only' : 'the DynamoDB stream, with no Kinesis permission'}`, () => {
+      const policy = Object.values(template.findResources('AWS::IAM::Policy'))[0];
+      const statements = policy.Properties.PolicyDocument.Statement as { Sid: string; Action: string | string[]; Resource: unknown }[];
+      const actions = statements.flatMap((st) => [st.Action].flat());
+      const bySid = (sid: string) => statements.find((st) => st.Sid === sid);
+      if (s.source === 'kinesis') {
+        template.resourceCountIs('AWS::Kinesis::StreamConsumer', 1);
+        template.hasResourceProperties('AWS::Kinesis::StreamConsumer', {
+          ConsumerName: `fanout-${s.crate}`,
+          StreamARN: { Ref: Match.stringLikeRegexp('fanouttablesuserskinesisstreamarn') },
+        });
+        const consumerId = Object.keys(template.findResources('AWS::Kinesis::StreamConsumer'))[0];
+        assert.deepEqual(bySid('SubscribeThroughOwnConsumerOnly')?.Resource, { 'Fn::GetAtt': [consumerId, 'ConsumerARN'] });
+        assert.deepEqual([bySid('SubscribeThroughOwnConsumerOnly')?.Action].flat().sort(), ['kinesis:DescribeStreamConsumer', 'kinesis:SubscribeToShard']);
+        assert.match(JSON.stringify(bySid('ReadUsersKinesisStreamForTheMapping')?.Resource), /fanouttablesuserskinesisstreamarn/);
+        assert.ok(!actions.some((a) => a.startsWith('dynamodb:') && /Stream|GetRecords|GetShardIterator/.test(a)), `${actions}`);
+        assert.ok(!actions.includes('kinesis:ListStreams'));
+      } else {
+        template.resourceCountIs('AWS::Kinesis::StreamConsumer', 0);
+        assert.ok(!actions.some((a) => a.startsWith('kinesis:')), `${actions}`);
+        assert.ok(actions.includes('dynamodb:GetRecords'));
+      }
     });
 
     it('bounds retries and record age well under the 24 h stream retention', () => {

@@ -6,6 +6,10 @@
 //!    back); and the OpenSearch stand-in that SearchWarm is pointed at by context.
 //! 3. `cdk bootstrap` and `cdk deploy --all` with bundling on (cargo-lambda builds the
 //!    functions; the build is timed apart, run just before with the same flags).
+//!    The local AWS's CloudFormation ignores a table's Kinesis streaming destination and
+//!    refuses enhanced fan-out consumers, so the streaming destination is enabled through the
+//!    DynamoDB API and a Kinesis consumer's mapping reads the stream ARN
+//!    (`fanout:kinesisMappingOnStream`); each mapping's source is checked against the registry.
 //! 4. The demo scenario written to the deployed `Users` table; each consumer's effects awaited
 //!    and checked, with every name looked up (SSM, stack outputs), never hard-coded.
 //! 5. The team flow: `make diff` and `make deploy STACK=CrmSync` with a changed registry
@@ -24,7 +28,7 @@ use fanout_testkit::queues::peek_queue;
 use fanout_testkit::resources::{create_bus_to_queue, create_queue, queue_arn};
 use fanout_testkit::search_standin::SearchStandIn;
 
-use crate::demo::deployed::{Deployment, run_deployed};
+use crate::demo::deployed::{Deployment, parameter, run_deployed};
 use crate::demo::{DemoError, Scenario};
 use crate::servers::{LOCAL_AWS_ACCOUNT, LocalAws, tools_dir};
 
@@ -217,6 +221,10 @@ fn cdk_context_args(options: &E2eOptions, search_endpoint: &str, extra: &[String
         "fanout:localAws=true".to_owned(),
         "-c".to_owned(),
         format!("fanout:alarmSubscriptions={E2E_ALARM_SUBSCRIBER}"),
+        // ministack refuses a mapping on an enhanced fan-out consumer ARN ("Invalid event
+        // source ARN"): a Kinesis consumer's mapping reads the stream ARN locally.
+        "-c".to_owned(),
+        "fanout:kinesisMappingOnStream=true".to_owned(),
     ];
     args.extend_from_slice(extra);
     args
@@ -391,6 +399,10 @@ async fn steps(
     let deployment =
         Deployment::discover(&aws, &consumers, &prerequisites.from_address, &crm_queue).await?;
     guards_deployed(&aws, &consumers, &deployment, report).await;
+    if !deployment.kinesis_readers.is_empty() {
+        kinesis_destination_enabled(&aws, &deployment, report).await?;
+    }
+    mappings_read_their_source(&aws, &consumers, &deployment, report).await;
 
     // The scenario, against what was deployed.
     let step = Instant::now();
@@ -405,7 +417,7 @@ async fn steps(
         demo.passed(),
         if demo.passed() {
             format!(
-                "{} email(s), {} CRM event(s), {} search document(s), {} audit row(s), parked: {}",
+                "{} email(s), {} CRM event(s), {} search document(s), {} audit row(s), parked: {}; read from Kinesis: {}",
                 demo.observed.emails.len(),
                 demo.observed.crm_events.len(),
                 demo.observed.search_documents.len(),
@@ -415,7 +427,8 @@ async fn steps(
                     .iter()
                     .map(|(c, d)| format!("{c}={}", d.parked.len()))
                     .collect::<Vec<_>>()
-                    .join(" ")
+                    .join(" "),
+                demo.kinesis_readers.join(", ")
             )
         } else {
             failures.join("; ")
@@ -438,6 +451,137 @@ async fn steps(
     missing_prerequisite(&runner, report).await;
     consumer_before_tables(options, &runner, &search, report).await;
     Ok(())
+}
+
+/// The SSM parameter the tables stack writes the Users Kinesis stream's ARN to.
+const KINESIS_STREAM_PARAMETER: &str = "/fanout/tables/users/kinesis-stream-arn";
+
+/// A local gap closed by hand: the local AWS's CloudFormation creates the Kinesis stream but
+/// ignores the table's `KinesisStreamSpecification`, so the destination is enabled through
+/// the DynamoDB API, as `FanoutTables` would on AWS, before anything is written.
+async fn kinesis_destination_enabled(
+    aws: &aws_config::SdkConfig,
+    deployment: &Deployment,
+    report: &mut E2eReport,
+) -> Result<(), DemoError> {
+    let step = Instant::now();
+    let ssm = aws_sdk_ssm::Client::new(aws);
+    let stream_arn = parameter(&ssm, KINESIS_STREAM_PARAMETER).await?;
+    let dynamodb = aws_sdk_dynamodb::Client::new(aws);
+    let enabled = dynamodb
+        .enable_kinesis_streaming_destination()
+        .table_name(&deployment.users_table)
+        .stream_arn(&stream_arn)
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "enable the Kinesis streaming destination: {}",
+                aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+            )
+        });
+    let destinations = match &enabled {
+        Ok(_) => dynamodb
+            .describe_kinesis_streaming_destination()
+            .table_name(&deployment.users_table)
+            .send()
+            .await
+            .map(|o| {
+                o.kinesis_data_stream_destinations()
+                    .iter()
+                    .filter(|d| d.stream_arn() == Some(stream_arn.as_str()))
+                    .filter_map(|d| d.destination_status().map(|s| s.as_str().to_owned()))
+                    .collect::<Vec<_>>()
+            })
+            .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string()),
+        Err(err) => Err(err.clone()),
+    };
+    let active = destinations
+        .as_ref()
+        .is_ok_and(|s| s.iter().any(|s| s == "ACTIVE" || s == "ENABLING"));
+    report.record(
+        "local gap: Users' Kinesis streaming destination enabled through the DynamoDB API (the local CloudFormation ignores KinesisStreamSpecification)",
+        active,
+        match &destinations {
+            Ok(statuses) => format!("{} -> {stream_arn}: {statuses:?}", deployment.users_table),
+            Err(err) => err.clone(),
+        },
+        step,
+    );
+    enabled?;
+    Ok(())
+}
+
+/// Each consumer's deployed mapping reads the source its registry entry names: the Users
+/// Kinesis stream (locally its ARN; on AWS its enhanced fan-out consumer) or the DynamoDB stream.
+async fn mappings_read_their_source(
+    aws: &aws_config::SdkConfig,
+    consumers: &[ConsumerEntry],
+    deployment: &Deployment,
+    report: &mut E2eReport,
+) {
+    let step = Instant::now();
+    let lambda = aws_sdk_lambda::Client::new(aws);
+    let kinesis_arn = parameter(&aws_sdk_ssm::Client::new(aws), KINESIS_STREAM_PARAMETER)
+        .await
+        .ok();
+    let mut problems = Vec::new();
+    let mut seen = Vec::new();
+    for consumer in consumers {
+        let Some(function) = deployment.functions.get(&consumer.crate_name) else {
+            problems.push(format!("{}: no function deployed", consumer.crate_name));
+            continue;
+        };
+        let sources: Vec<String> = match lambda
+            .list_event_source_mappings()
+            .function_name(function)
+            .send()
+            .await
+        {
+            Ok(output) => output
+                .event_source_mappings()
+                .iter()
+                .filter_map(|m| m.event_source_arn().map(str::to_owned))
+                .collect(),
+            Err(err) => {
+                problems.push(format!(
+                    "{}: {}",
+                    consumer.crate_name,
+                    aws_sdk_lambda::error::DisplayErrorContext(&err)
+                ));
+                continue;
+            }
+        };
+        let expected = |arn: &str| {
+            if consumer.reads_kinesis() {
+                kinesis_arn.as_deref() == Some(arn)
+            } else {
+                arn.starts_with("arn:aws:dynamodb:") && arn.contains("/stream/")
+            }
+        };
+        let wanted = if consumer.reads_kinesis() {
+            "kinesis"
+        } else {
+            "dynamodb-stream"
+        };
+        match sources.as_slice() {
+            [arn] if expected(arn) => seen.push(format!("{} {wanted}", consumer.crate_name)),
+            _ => problems.push(format!(
+                "{}: source {wanted}, mappings on {sources:?}",
+                consumer.crate_name
+            )),
+        }
+    }
+    report.record(
+        "each consumer has one mapping, on the source its registry entry names",
+        problems.is_empty(),
+        if problems.is_empty() {
+            seen.join(", ")
+        } else {
+            problems.join("; ")
+        },
+        step,
+    );
 }
 
 /// What guards the data and wakes someone, as deployed: per consumer stack, a KMS key that

@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 
 use crate::demo::DemoError;
 
-use crate::wiring::{LocalTargets, function_config};
+use crate::wiring::{LocalTargets, function_config, record_shape};
 
 /// Which service a fault sits in front of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -592,7 +592,8 @@ impl Rig {
             &dlq_url,
             settings,
             Arc::clone(&recording),
-        );
+        )
+        .with_record_shape(record_shape(&entry));
         Ok(Rig {
             entry,
             aws,

@@ -131,11 +131,12 @@ pub fn replay(messages: &[String], out_dir: &std::path::Path) -> Result<Vec<Path
         let message: Value = serde_json::from_str(body)?;
         let Some(record) = message.get("record") else {
             // An OnFailure record holds batch metadata only: the records are still in the
-            // stream for the rest of the 24 hours and must be read from there.
-            eprintln!(
-                "skipping an on-failure record (DDBStreamBatchInfo): {}",
-                message["DDBStreamBatchInfo"]
-            );
+            // stream for its retention and must be read from there.
+            let batch_info = message
+                .get("DDBStreamBatchInfo")
+                .or_else(|| message.get("KinesisBatchInfo"))
+                .unwrap_or(&Value::Null);
+            eprintln!("skipping an on-failure record (batch metadata only): {batch_info}");
             continue;
         };
         let event_id = record["eventID"].as_str().unwrap_or("unknown");

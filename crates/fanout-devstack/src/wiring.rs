@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-use fanout_esm::FunctionConfig;
+use fanout_esm::{FunctionConfig, RecordShape};
 use fanout_registry::ConsumerEntry;
 use fanout_testkit::resources::{
     USERS_STREAM_VIEW, create_audit_table, create_bus_to_queue, create_ledger_table, create_queue,
@@ -171,5 +171,21 @@ pub fn function_config(
             .and_then(|m| u32::try_from(m).ok())
             .unwrap_or(256),
         log,
+    }
+}
+
+/// How `entry`'s local mapping delivers the Users stream: as its deployed mapping would, from
+/// the DynamoDB stream or (`source: kinesis`) as Kinesis records carrying each change.
+pub fn record_shape(entry: &ConsumerEntry) -> RecordShape {
+    if entry.reads_kinesis() {
+        RecordShape::Kinesis {
+            stream_arn: format!(
+                "arn:aws:kinesis:{}:{}:stream/fanout-users-changes",
+                fanout_testkit::LOCAL_REGION,
+                crate::servers::LOCAL_AWS_ACCOUNT
+            ),
+        }
+    } else {
+        RecordShape::DynamoDbStream
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use fanout_devstack::demo::DemoOptions;
-use fanout_devstack::wiring::{LocalTargets, function_config};
+use fanout_devstack::wiring::{LocalTargets, function_config, record_shape};
 use fanout_esm::{LocalLambdaApi, LocalMapping, MappingSettings, RuntimeApiHost};
 use fanout_registry::ConsumerEntry;
 use fanout_testkit::fault_proxy::{Calls, Fault, FaultProxy, Rule};
@@ -82,7 +82,8 @@ impl Stage {
                 settings.maximum_retry_attempts = retries;
             }
             let mapping =
-                LocalMapping::new(&aws, &local.stream_arn, *name, &dlq_url, settings, host);
+                LocalMapping::new(&aws, &local.stream_arn, *name, &dlq_url, settings, host)
+                    .with_record_shape(record_shape(entry));
             consumers.insert((*name).to_owned(), Wired { dlq_url, mapping });
         }
         let lambda = LocalLambdaApi::start(hosts).await.unwrap();

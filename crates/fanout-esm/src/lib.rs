@@ -30,5 +30,6 @@ pub use lambda_api::LocalLambdaApi;
 pub use mapping::{
     Discarded, Invocation, InvocationOutcome, LocalMapping, MappingError, PollReport,
 };
+pub use record::RecordShape;
 pub use runtime_api::{FunctionConfig, HostError, HostStats, RuntimeApiHost};
 pub use settings::{MappingSettings, SettingsError, StartingPosition};

@@ -14,8 +14,14 @@
 //!   on-failure record with `DDBStreamBatchInfo` (the shape Lambda sends) goes to the DLQ;
 //! - one batch in flight per shard (parallelization factor 1), so per-key order holds.
 //!
-//! Not emulated: parallelization factors above 1, tumbling windows, and the function's own
-//! concurrency limits (one invocation at a time per mapping).
+//! With [`RecordShape::Kinesis`] the same stream is delivered as a mapping on the table's
+//! Kinesis streaming destination delivers it: each record carried in `kinesis.data`, failures
+//! named by the Kinesis sequence number, an on-failure record with `KinesisBatchInfo`. Filters
+//! are matched against the change either way (a Kinesis mapping's `data`).
+//!
+//! Not emulated: parallelization factors above 1, tumbling windows, the function's own
+//! concurrency limits (one invocation at a time per mapping), and Kinesis's reordering and
+//! duplicates (the fixtures in `events/` hold those).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -25,7 +31,7 @@ use serde_json::{Value, json};
 
 use crate::filter;
 use crate::invoke::Invoke;
-use crate::record::record_json;
+use crate::record::{RecordShape, kinesis_record_json, record_json};
 use crate::settings::{MappingSettings, StartingPosition};
 
 /// The mapping could not read the stream or report a discarded batch.
@@ -74,7 +80,10 @@ pub struct PollReport {
 
 #[derive(Debug, Clone)]
 struct StreamItem {
+    /// What the function receives in `Records[]`.
     json: Value,
+    /// The change record filters are matched against.
+    change: Value,
     sequence_number: String,
     arrival: SystemTime,
 }
@@ -87,6 +96,7 @@ pub struct LocalMapping<I> {
     function_name: String,
     on_failure_queue_url: String,
     settings: MappingSettings,
+    shape: RecordShape,
     invoker: I,
     /// Last sequence number processed (or skipped) per shard.
     checkpoints: HashMap<String, String>,
@@ -120,10 +130,18 @@ impl<I: Invoke> LocalMapping<I> {
             function_name: function_name.into(),
             on_failure_queue_url: on_failure_queue_url.into(),
             settings,
+            shape: RecordShape::DynamoDbStream,
             invoker,
             checkpoints: HashMap::new(),
             finished: HashSet::new(),
         }
+    }
+
+    /// Delivers records in `shape`: as the table's stream mapping does (the default), or as a
+    /// mapping on its Kinesis streaming destination.
+    pub fn with_record_shape(mut self, shape: RecordShape) -> Self {
+        self.shape = shape;
+        self
     }
 
     pub fn invoker(&self) -> &I {
@@ -142,7 +160,7 @@ impl<I: Invoke> LocalMapping<I> {
             let last_read = items.last().map(|i| i.sequence_number.clone());
             let mut pending: VecDeque<StreamItem> = VecDeque::new();
             for item in items {
-                if filter::passes(&self.settings.filters, &item.json) {
+                if filter::passes(&self.settings.filters, &item.change) {
                     pending.push_back(item);
                 } else {
                     report.filtered_out += 1;
@@ -295,18 +313,26 @@ impl<I: Invoke> LocalMapping<I> {
     }
 
     fn stream_item(&self, record: Record) -> StreamItem {
-        let json = record_json(&record, &self.stream_arn);
+        let change_json = record_json(&record, &self.stream_arn);
         let change = record.dynamodb.as_ref();
         let arrival = change
             .and_then(|c| c.approximate_creation_date_time())
             .map(|t| UNIX_EPOCH + Duration::from_secs_f64(t.as_secs_f64().max(0.0)))
             .unwrap_or_else(SystemTime::now);
+        let sequence_number = change
+            .and_then(|c| c.sequence_number())
+            .unwrap_or_default()
+            .to_owned();
+        let json = match &self.shape {
+            RecordShape::DynamoDbStream => change_json.clone(),
+            RecordShape::Kinesis { stream_arn } => {
+                kinesis_record_json(&change_json, &sequence_number, stream_arn)
+            }
+        };
         StreamItem {
-            sequence_number: change
-                .and_then(|c| c.sequence_number())
-                .unwrap_or_default()
-                .to_owned(),
+            sequence_number,
             json,
+            change: change_json,
             arrival,
         }
     }
@@ -410,6 +436,7 @@ impl<I: Invoke> LocalMapping<I> {
         let body = on_failure_record(
             &self.function_name,
             &self.stream_arn,
+            &self.shape,
             shard_id,
             condition,
             attempts,
@@ -486,6 +513,7 @@ fn function_arn(stream_arn: &str, function_name: &str) -> String {
 fn on_failure_record(
     function_name: &str,
     stream_arn: &str,
+    shape: &RecordShape,
     shard_id: &str,
     condition: &str,
     invoke_count: u32,
@@ -499,7 +527,11 @@ fn on_failure_record(
                 .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         )
     };
-    json!({
+    let (info, source_arn) = match shape {
+        RecordShape::DynamoDbStream => ("DDBStreamBatchInfo", stream_arn),
+        RecordShape::Kinesis { stream_arn } => ("KinesisBatchInfo", stream_arn.as_str()),
+    };
+    let mut record = json!({
         "requestContext": {
             "requestId": uuid::Uuid::new_v4().to_string(),
             "functionArn": function_arn(stream_arn, function_name),
@@ -509,16 +541,17 @@ fn on_failure_record(
         "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
         "version": "1.0",
         "timestamp": time(SystemTime::now()),
-        "DDBStreamBatchInfo": {
-            "shardId": shard_id,
-            "startSequenceNumber": first.sequence_number,
-            "endSequenceNumber": last.sequence_number,
-            "approximateArrivalOfFirstRecord": time(first.arrival),
-            "approximateArrivalOfLastRecord": time(last.arrival),
-            "batchSize": batch_size,
-            "streamArn": stream_arn,
-        }
-    })
+    });
+    record[info] = json!({
+        "shardId": shard_id,
+        "startSequenceNumber": first.sequence_number,
+        "endSequenceNumber": last.sequence_number,
+        "approximateArrivalOfFirstRecord": time(first.arrival),
+        "approximateArrivalOfLastRecord": time(last.arrival),
+        "batchSize": batch_size,
+        "streamArn": source_arn,
+    });
+    record
 }
 
 #[cfg(test)]

@@ -83,3 +83,103 @@ fn attribute_json(value: &AttributeValue) -> Value {
         _ => Value::Null,
     }
 }
+
+/// How a mapping hands records to its function.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum RecordShape {
+    /// `Records[]` are DynamoDB Streams records, as a mapping on the table's stream delivers.
+    #[default]
+    DynamoDbStream,
+    /// `Records[]` are Kinesis records carrying each change, as a mapping on the table's
+    /// Kinesis streaming destination (`stream_arn`) delivers them.
+    Kinesis { stream_arn: String },
+}
+
+/// A DynamoDB Streams record (as [`record_json`] gives it) carried as a Kinesis record, in the
+/// shape AWS documents for Kinesis Data Streams for DynamoDB: `kinesis.data` is base64 of
+/// `{awsRegion, eventID, eventName, userIdentity, recordFormat, tableName, dynamodb, eventSource}`
+/// with the creation time in milliseconds and no stream sequence number. `sequence_number` is
+/// the Kinesis one; the local mapping reuses the stream record's, which orders the same way.
+pub fn kinesis_record_json(change: &Value, sequence_number: &str, stream_arn: &str) -> Value {
+    let table_name = change["eventSourceARN"]
+        .as_str()
+        .and_then(|arn| arn.split(":table/").nth(1))
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_default();
+    let mut inner = Map::new();
+    for name in ["Keys", "NewImage", "OldImage", "SizeBytes"] {
+        if let Some(value) = change["dynamodb"].get(name) {
+            inner.insert(name.into(), value.clone());
+        }
+    }
+    if let Some(seconds) = change["dynamodb"]["ApproximateCreationDateTime"].as_f64() {
+        inner.insert(
+            "ApproximateCreationDateTime".into(),
+            json!((seconds * 1000.0).round() as i64),
+        );
+        inner.insert(
+            "ApproximateCreationDateTimePrecision".into(),
+            json!("MILLISECOND"),
+        );
+    }
+    let data = json!({
+        "awsRegion": change["awsRegion"],
+        "eventID": change["eventID"],
+        "eventName": change["eventName"],
+        "userIdentity": change.get("userIdentity").cloned().unwrap_or(Value::Null),
+        "recordFormat": "application/json",
+        "tableName": table_name,
+        "dynamodb": Value::Object(inner),
+        "eventSource": "aws:dynamodb",
+    });
+    let shard = "shardId-000000000000";
+    json!({
+        "kinesis": {
+            "kinesisSchemaVersion": "1.0",
+            "partitionKey": change["dynamodb"]["Keys"].to_string(),
+            "sequenceNumber": sequence_number,
+            "data": base64::engine::general_purpose::STANDARD.encode(data.to_string()),
+            "approximateArrivalTimestamp": change["dynamodb"]["ApproximateCreationDateTime"],
+        },
+        "eventSource": "aws:kinesis",
+        "eventVersion": "1.0",
+        "eventID": format!("{shard}:{sequence_number}"),
+        "eventName": "aws:kinesis:record",
+        "awsRegion": change["awsRegion"],
+        "eventSourceARN": stream_arn,
+    })
+}
+
+#[cfg(test)]
+mod kinesis_tests {
+    use super::*;
+
+    #[test]
+    fn a_stream_record_carried_by_kinesis_has_aws_documented_shape() {
+        let change = json!({
+            "eventID": "e-1", "eventName": "INSERT", "eventVersion": "1.1",
+            "eventSource": "aws:dynamodb", "awsRegion": "eu-west-1",
+            "eventSourceARN": "arn:aws:dynamodb:eu-west-1:1:table/Users/stream/2026",
+            "dynamodb": {"ApproximateCreationDateTime": 1_763_892_000, "Keys": {"userId": {"S": "u"}},
+                         "NewImage": {"userId": {"S": "u"}}, "SequenceNumber": "100",
+                         "SizeBytes": 10, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+        });
+        let record = kinesis_record_json(&change, "100", "arn:aws:kinesis:eu-west-1:1:stream/s");
+        assert_eq!(record["kinesis"]["sequenceNumber"], "100");
+        assert_eq!(record["eventSource"], "aws:kinesis");
+        let data = base64::engine::general_purpose::STANDARD
+            .decode(record["kinesis"]["data"].as_str().unwrap())
+            .unwrap();
+        let data: Value = serde_json::from_slice(&data).unwrap();
+        assert_eq!(data["tableName"], "Users");
+        assert_eq!(data["recordFormat"], "application/json");
+        assert_eq!(data["userIdentity"], Value::Null);
+        assert_eq!(
+            data["dynamodb"]["ApproximateCreationDateTime"],
+            1_763_892_000_000_i64
+        );
+        assert!(data["dynamodb"].get("SequenceNumber").is_none());
+        assert!(data["dynamodb"].get("StreamViewType").is_none());
+        assert_eq!(data["dynamodb"]["NewImage"], change["dynamodb"]["NewImage"]);
+    }
+}

@@ -51,6 +51,12 @@ impl ConsumerEntry {
         &self.settings["eventSourceMapping"]
     }
 
+    /// Whether the consumer reads the table's Kinesis streaming destination (`source:
+    /// kinesis`) rather than its DynamoDB stream.
+    pub fn reads_kinesis(&self) -> bool {
+        self.settings["source"].as_str() == Some("kinesis")
+    }
+
     /// The CDK context keys (`fanout:<key>`) naming outside resources that must exist before
     /// the consumer's stack is deployed (`prerequisites` in its entry).
     pub fn prerequisites(&self) -> Vec<String> {

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use fanout_registry::ConsumerEntry;
 use fanout_testkit::search_standin::SearchStandIn;
 
-use super::run::{DemoError, DemoReport, Observed, Targets, apply, check, observe};
+use super::run::{
+    DemoError, DemoReport, Observed, Targets, apply, check, kinesis_readers, observe,
+};
 use super::scenario::Scenario;
 
 /// The SSM parameter the tables stack publishes the `Users` table name under (and the ledger's
@@ -24,6 +26,8 @@ pub struct Deployment {
     pub targets: Targets,
     /// Each consumer's function name, by crate name (stack output `FunctionName`).
     pub functions: BTreeMap<String, String>,
+    /// The consumers registered with `source: kinesis`.
+    pub kinesis_readers: Vec<String>,
 }
 
 /// An SSM parameter's value.
@@ -101,6 +105,7 @@ impl Deployment {
                 dlqs,
             },
             functions,
+            kinesis_readers: kinesis_readers(consumers),
         })
     }
 }
@@ -123,6 +128,7 @@ pub async fn run_deployed(
     let dynamodb = aws_sdk_dynamodb::Client::new(aws);
     let mut report = DemoReport {
         phases: Vec::new(),
+        kinesis_readers: deployment.kinesis_readers.clone(),
         observed: Observed::default(),
         redeliveries: Vec::new(),
         checks: Vec::new(),

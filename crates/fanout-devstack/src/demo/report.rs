@@ -13,6 +13,13 @@ impl fmt::Display for DemoReport {
             f,
             "consumers: the real binaries, each behind a Runtime API host and its own local event source mapping"
         )?;
+        if !self.kinesis_readers.is_empty() {
+            writeln!(
+                f,
+                "source:    {} read(s) the Kinesis stream (changes as base64 Kinesis records); the rest the DynamoDB stream",
+                self.kinesis_readers.join(", ")
+            )?;
+        }
         writeln!(f)?;
         let o = &self.observed;
         writeln!(

@@ -18,7 +18,7 @@ use fanout_testkit::{local_sdk_config, ministack_url};
 use serde_json::Value;
 
 use super::scenario::{Scenario, UserWrite};
-use crate::wiring::{LocalTargets, function_config};
+use crate::wiring::{LocalTargets, function_config, record_shape};
 
 /// Why the demo could not run (as opposed to ran and found something wrong).
 pub type DemoError = Box<dyn std::error::Error + Send + Sync>;
@@ -102,6 +102,8 @@ pub struct Redelivery {
 #[derive(Debug, Clone)]
 pub struct DemoReport {
     pub phases: Vec<String>,
+    /// Consumers registered with `source: kinesis`: their records arrive as Kinesis records.
+    pub kinesis_readers: Vec<String>,
     pub observed: Observed,
     pub redeliveries: Vec<Redelivery>,
     pub checks: Vec<Check>,
@@ -118,6 +120,17 @@ impl DemoReport {
     pub fn failures(&self) -> impl Iterator<Item = &Check> {
         self.checks.iter().filter(|c| !c.passed)
     }
+}
+
+/// The consumers whose records arrive as Kinesis records, for the report.
+pub(super) fn kinesis_readers<'a>(
+    entries: impl IntoIterator<Item = &'a ConsumerEntry>,
+) -> Vec<String> {
+    entries
+        .into_iter()
+        .filter(|e| e.reads_kinesis())
+        .map(|e| e.crate_name.clone())
+        .collect()
 }
 
 /// A consumer's function as its mapping sees it, remembering each event it was given so a
@@ -182,7 +195,8 @@ pub async fn run(scenario: &Scenario, options: &DemoOptions) -> Result<DemoRepor
             &dlq_url,
             settings,
             Arc::clone(&function),
-        );
+        )
+        .with_record_shape(record_shape(&entry));
         dlqs.insert(entry.crate_name.clone(), dlq_url);
         consumers.push(Wired {
             entry,
@@ -193,6 +207,7 @@ pub async fn run(scenario: &Scenario, options: &DemoOptions) -> Result<DemoRepor
 
     let mut report = DemoReport {
         phases: Vec::new(),
+        kinesis_readers: kinesis_readers(consumers.iter().map(|w| &w.entry)),
         observed: Observed::default(),
         redeliveries: Vec::new(),
         checks: Vec::new(),
@@ -340,8 +355,9 @@ pub async fn observe(
         for body in drain_queue(&sqs, url).await? {
             let message: Value = serde_json::from_str(&body)?;
             match message.get("record") {
+                // A Kinesis consumer parks the Kinesis record: its change is in `data`.
                 Some(record) => contents.parked.push((
-                    record["dynamodb"]["Keys"]["userId"]["S"]
+                    fanout_core::source::read_record(record).change["dynamodb"]["Keys"]["userId"]["S"]
                         .as_str()
                         .unwrap_or("?")
                         .to_owned(),
