@@ -8,12 +8,12 @@ import { Template } from 'aws-cdk-lib/assertions';
 import { buildApp } from '../lib/app';
 import { cdkJsonContext, EXAMPLE_CONTEXT, loadSettings, REGISTRY_DIR } from '../lib/settings';
 
-/** A copy of the registry with welcome-email's entry changed. */
-function withChange(change: (s: any) => void): string {
+/** A copy of the registry with one entry (welcome-email's unless named) changed. */
+function withChange(change: (s: any) => void, entry = 'welcome-email.json'): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fanout-registry-'));
   for (const file of fs.readdirSync(REGISTRY_DIR)) {
     const parsed = JSON.parse(fs.readFileSync(path.join(REGISTRY_DIR, file), 'utf8'));
-    if (file === 'welcome-email.json') change(parsed);
+    if (file === entry) change(parsed);
     fs.writeFileSync(path.join(dir, file), JSON.stringify(parsed));
   }
   return dir;
@@ -40,7 +40,7 @@ describe('registry validation refuses settings that break the stream contract', 
     ['a stack declared twice', (s) => (s.stack = 'CrmSync'), /declared twice/],
     ['a source it cannot map', (s) => (s.source = 'sqs'), /source must be one of dynamodb-stream, kinesis/],
     ['a source without its reason', (s) => (s.sourceWhy = ''), /sourceWhy/],
-    ['AT_TIMESTAMP on the DynamoDB stream', (s) => { s.eventSourceMapping.startingPosition = 'AT_TIMESTAMP'; s.eventSourceMapping.startingPositionTimestamp = 1764590000; }, /AT_TIMESTAMP exists for Kinesis only/],
+    ['AT_TIMESTAMP on the DynamoDB stream', (s) => { s.source = 'dynamodb-stream'; s.eventSourceMapping.startingPosition = 'AT_TIMESTAMP'; s.eventSourceMapping.startingPositionTimestamp = 1764590000; }, /AT_TIMESTAMP exists for Kinesis only/],
     ['AT_TIMESTAMP without a time', (s) => { s.source = 'kinesis'; s.eventSourceMapping.startingPosition = 'AT_TIMESTAMP'; }, /needs startingPositionTimestamp/],
     ['a timestamp without AT_TIMESTAMP', (s) => (s.eventSourceMapping.startingPositionTimestamp = 1764590000), /only with startingPosition AT_TIMESTAMP/],
   ];
@@ -63,9 +63,9 @@ describe('switching a consumer to Kinesis', () => {
       s.eventSourceMapping.startingPosition = 'AT_TIMESTAMP';
       s.eventSourceMapping.startingPositionTimestamp = 1764590000;
       s.eventSourceMapping.filters = [{ eventName: ['INSERT', 'MODIFY'] }];
-    });
+    }, 'crm-sync.json');
     const app = new cdk.App({ context: { ...cdkJsonContext(), ...EXAMPLE_CONTEXT, 'aws:cdk:bundling-stacks': [] } });
-    const template = Template.fromStack(buildApp(app, {}, dir).consumers.WelcomeEmail);
+    const template = Template.fromStack(buildApp(app, {}, dir).consumers.CrmSync);
     template.resourceCountIs('AWS::Kinesis::StreamConsumer', 1);
     template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
       StartingPosition: 'AT_TIMESTAMP',

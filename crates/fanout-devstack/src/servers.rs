@@ -149,7 +149,7 @@ impl LocalStack {
             .env("GATEWAY_PORT", ministack_port.to_string())
             .env("BIND_HOST", "127.0.0.1")
             .env("MINISTACK_HOST", "127.0.0.1")
-            .env("SERVICES", "sqs,ses,events")
+            .env("SERVICES", "sqs,ses,events,kinesis")
             .env("MINISTACK_REGION", fanout_testkit::LOCAL_REGION)
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&ms_log)?)
@@ -194,7 +194,8 @@ impl LocalStack {
             ("AWS_ENDPOINT_URL_DYNAMODB_STREAMS".into(), ddb),
             ("AWS_ENDPOINT_URL_SQS".into(), ms.clone()),
             ("AWS_ENDPOINT_URL_SESV2".into(), ms.clone()),
-            ("AWS_ENDPOINT_URL_EVENTBRIDGE".into(), ms),
+            ("AWS_ENDPOINT_URL_EVENTBRIDGE".into(), ms.clone()),
+            ("AWS_ENDPOINT_URL_KINESIS".into(), ms),
             ("AWS_REGION".into(), fanout_testkit::LOCAL_REGION.into()),
             ("AWS_ACCESS_KEY_ID".into(), "local".into()),
             ("AWS_SECRET_ACCESS_KEY".into(), "local".into()),

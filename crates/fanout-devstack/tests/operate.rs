@@ -372,6 +372,130 @@ async fn an_on_failure_range_is_read_again_from_the_stream_and_delivered_in_orde
     );
 }
 
+/// The data DynamoDB puts on its Kinesis stream for one write of `user` (AWS's documented
+/// shape), as `fanout_esm` builds it for the local mapping.
+fn kinesis_change_data(user: &str, plan: &str, version: u64) -> (Vec<u8>, String) {
+    let image = |plan: &str, version: u64| {
+        json!({"userId": {"S": user}, "email": {"S": format!("{user}@example.com")},
+               "plan": {"S": plan}, "version": {"N": version.to_string()},
+               "updatedAt": {"S": "2026-12-01T10:00:00Z"}})
+    };
+    let mut dynamodb = json!({"ApproximateCreationDateTime": 1_764_583_200 + version,
+        "Keys": {"userId": {"S": user}}, "NewImage": image(plan, version), "SizeBytes": 120});
+    if version > 1 {
+        dynamodb["OldImage"] = image("free", version - 1);
+    }
+    let change = json!({
+        "eventID": format!("{user}-{version}"),
+        "eventName": if version == 1 { "INSERT" } else { "MODIFY" },
+        "awsRegion": fanout_testkit::LOCAL_REGION,
+        "eventSourceARN": "arn:aws:dynamodb:local:000000000000:table/Users/stream/x",
+        "dynamodb": dynamodb,
+    });
+    let record =
+        fanout_esm::record::kinesis_record_json(&change, "0", "arn:aws:kinesis:x:0:stream/s");
+    let data = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        record["kinesis"]["data"].as_str().unwrap(),
+    )
+    .unwrap();
+    (
+        data,
+        record["kinesis"]["partitionKey"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_kinesis_on_failure_range_is_read_again_from_the_kinesis_stream() {
+    let stage = Stage::new(&["search-warm"], None).await;
+    let kinesis = aws_sdk_kinesis::Client::new(&stage.aws);
+    let stream = unique_name("users-changes");
+    kinesis
+        .create_stream()
+        .stream_name(&stream)
+        .shard_count(1)
+        .send()
+        .await
+        .unwrap();
+    let stream_arn = kinesis
+        .describe_stream_summary()
+        .stream_name(&stream)
+        .send()
+        .await
+        .unwrap()
+        .stream_description_summary
+        .unwrap()
+        .stream_arn;
+    let mut put = Vec::new();
+    for (plan, version) in [("free", 1), ("pro", 2), ("enterprise", 3)] {
+        let (data, partition_key) = kinesis_change_data("kim", plan, version);
+        let output = kinesis
+            .put_record()
+            .stream_arn(&stream_arn)
+            .partition_key(partition_key)
+            .data(aws_smithy_types::Blob::new(data))
+            .send()
+            .await
+            .unwrap();
+        put.push((output.shard_id, output.sequence_number));
+    }
+    let batch_info = |start: &str, end: &str| {
+        json!({"requestContext": {"condition": "RetryAttemptsExhausted"},
+               "KinesisBatchInfo": {"shardId": put[0].0, "startSequenceNumber": start,
+                   "endSequenceNumber": end, "batchSize": 3, "streamArn": stream_arn,
+                   "approximateArrivalOfFirstRecord": fanout_core::time::rfc3339_now(),
+                   "approximateArrivalOfLastRecord": fanout_core::time::rfc3339_now()}})
+        .to_string()
+    };
+    // The three writes as the mapping gave up on them; and a range whose start the stream no
+    // longer holds (a sequence number before the shard's first record).
+    stage
+        .send_to_dlq("search-warm", &batch_info(&put[0].1, &put[2].1))
+        .await;
+    stage
+        .send_to_dlq("search-warm", &batch_info("1", &put[2].1))
+        .await;
+
+    let (code, report) = stage.redrive("search-warm", &[]);
+    assert_eq!(code, 1, "the trimmed range stays: {report}");
+    let mut seen = outcomes(&report);
+    seen.sort();
+    assert_eq!(seen, ["redriven", "trimmed"], "{report}");
+    let redriven = report["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["outcome"] == "redriven")
+        .unwrap();
+    let sent: Vec<&str> = redriven["sequenceNumbers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    let expected: Vec<&str> = put.iter().map(|(_, seq)| seq.as_str()).collect();
+    assert_eq!(
+        sent, expected,
+        "the range, in Kinesis order, by Kinesis sequence number"
+    );
+    let documents = stage.local.search.documents("users");
+    let kim: Vec<_> = documents.iter().filter(|(id, _, _)| id == "kim").collect();
+    assert_eq!(kim.len(), 1, "{documents:?}");
+    assert_eq!(
+        kim[0].1, 3,
+        "the index holds the last version: {documents:?}"
+    );
+    assert_eq!(kim[0].2["plan"], "enterprise");
+    assert_eq!(
+        stage.dlq_bodies("search-warm").await.len(),
+        1,
+        "only the trimmed range stays; no redriven record was parked"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bad_input_is_named_and_deletes_nothing() {
     let stage = Stage::new(&["audit-log"], None).await;

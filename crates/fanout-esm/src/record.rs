@@ -1,5 +1,5 @@
-//! DynamoDB Streams records, as `GetRecords` returns them, turned into the JSON Lambda
-//! delivers in a DynamoDB event's `Records[]`.
+//! DynamoDB Streams and Kinesis records, as `GetRecords` returns them, turned into the JSON
+//! Lambda delivers in an event's `Records[]`.
 
 use std::collections::HashMap;
 
@@ -132,20 +132,47 @@ pub fn kinesis_record_json(change: &Value, sequence_number: &str, stream_arn: &s
         "dynamodb": Value::Object(inner),
         "eventSource": "aws:dynamodb",
     });
-    let shard = "shardId-000000000000";
+    kinesis_event_record(
+        &KinesisRecord {
+            data: data.to_string().as_bytes(),
+            partition_key: &change["dynamodb"]["Keys"].to_string(),
+            sequence_number,
+            arrival_seconds: change["dynamodb"]["ApproximateCreationDateTime"]
+                .as_f64()
+                .unwrap_or_default(),
+            shard_id: "shardId-000000000000",
+        },
+        stream_arn,
+    )
+}
+
+/// One record of a Kinesis shard, as `GetRecords` returns it.
+#[derive(Debug, Clone, Copy)]
+pub struct KinesisRecord<'a> {
+    pub data: &'a [u8],
+    pub partition_key: &'a str,
+    pub sequence_number: &'a str,
+    /// `ApproximateArrivalTimestamp`, seconds since the epoch.
+    pub arrival_seconds: f64,
+    pub shard_id: &'a str,
+}
+
+/// A Kinesis record as the JSON Lambda delivers (`Records[]` of a Kinesis event): the data
+/// base64, `eventID` `<shardId>:<sequenceNumber>`, the region taken from the stream ARN.
+pub fn kinesis_event_record(record: &KinesisRecord<'_>, stream_arn: &str) -> Value {
     json!({
         "kinesis": {
             "kinesisSchemaVersion": "1.0",
-            "partitionKey": change["dynamodb"]["Keys"].to_string(),
-            "sequenceNumber": sequence_number,
-            "data": base64::engine::general_purpose::STANDARD.encode(data.to_string()),
-            "approximateArrivalTimestamp": change["dynamodb"]["ApproximateCreationDateTime"],
+            "partitionKey": record.partition_key,
+            "sequenceNumber": record.sequence_number,
+            "data": base64::engine::general_purpose::STANDARD.encode(record.data),
+            "approximateArrivalTimestamp": record.arrival_seconds,
         },
         "eventSource": "aws:kinesis",
         "eventVersion": "1.0",
-        "eventID": format!("{shard}:{sequence_number}"),
+        "eventID": format!("{}:{}", record.shard_id, record.sequence_number),
         "eventName": "aws:kinesis:record",
-        "awsRegion": change["awsRegion"],
+        "awsRegion": stream_arn.split(':').nth(3).unwrap_or_default(),
         "eventSourceARN": stream_arn,
     })
 }

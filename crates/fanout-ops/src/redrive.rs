@@ -4,11 +4,13 @@
 //! - A parked record (core's [`ParkedRecord`]) is invoked as `{"Records": [record]}`, its
 //!   `eventSource` naming the redrive ([`RecordOrigin::Redrive`]): if it still fails, the
 //!   function reports it failed instead of parking it again.
-//! - An OnFailure message (`DDBStreamBatchInfo`) only points at a shard and a sequence range:
-//!   the records are read again from the stream (`AT_SEQUENCE_NUMBER`, then `GetRecords`
-//!   through the end), kept to the mapping's filters, and invoked in stream order, in batches
-//!   no larger than the mapping's. A range the stream has trimmed (older than 24 h, or
-//!   `TrimmedDataAccessException`) is reported and kept: `reconcile` finds what it missed.
+//! - An OnFailure message (`DDBStreamBatchInfo`, or `KinesisBatchInfo` for a consumer reading
+//!   the Kinesis stream) only points at a shard and a sequence range: the records are read
+//!   again from that stream (`AT_SEQUENCE_NUMBER`, then `GetRecords` through the end), kept to
+//!   the mapping's filters, and invoked in stream order, in batches no larger than the
+//!   mapping's. A range the stream has trimmed (a DynamoDB stream's older than 24 h,
+//!   `TrimmedDataAccessException`, or a Kinesis shard whose first record is past the range's
+//!   start) is reported and kept: `reconcile` finds what it missed.
 //!
 //! A message is deleted only when every record in it succeeded. Every other message is made
 //! visible again at the end. The ledger (or the target) makes a second redrive a no-op.
@@ -17,6 +19,7 @@ use std::time::{Duration, SystemTime};
 
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use aws_sdk_sqs::types::Message;
+use fanout_core::source::read_record;
 use fanout_core::{ParkedRecord, RecordOrigin};
 use fanout_registry::ConsumerEntry;
 use serde::{Deserialize, Serialize};
@@ -44,10 +47,24 @@ pub enum DlqMessage {
     Unrecognised(String),
 }
 
-/// `DDBStreamBatchInfo`: where the records of a failed batch are in the stream.
+/// Which stream an OnFailure record points into.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RangeSource {
+    /// `DDBStreamBatchInfo`: the table's DynamoDB stream.
+    #[default]
+    DynamoDbStream,
+    /// `KinesisBatchInfo`: the table's Kinesis data stream.
+    Kinesis,
+}
+
+/// `DDBStreamBatchInfo` or `KinesisBatchInfo` (the same fields): where the records of a failed
+/// batch are in the stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StreamRange {
+    #[serde(skip)]
+    pub source: RangeSource,
     pub stream_arn: String,
     pub shard_id: String,
     pub start_sequence_number: String,
@@ -64,17 +81,22 @@ impl DlqMessage {
         let Ok(value) = serde_json::from_str::<Value>(body) else {
             return DlqMessage::Unrecognised("the body is not JSON".to_owned());
         };
-        if let Some(info) = value.get("DDBStreamBatchInfo") {
-            return match serde_json::from_value::<StreamRange>(info.clone()) {
-                Ok(range) => DlqMessage::OnFailure(range),
-                Err(err) => DlqMessage::Unrecognised(format!("a DDBStreamBatchInfo without {err}")),
-            };
+        for (field, source) in [
+            ("DDBStreamBatchInfo", RangeSource::DynamoDbStream),
+            ("KinesisBatchInfo", RangeSource::Kinesis),
+        ] {
+            if let Some(info) = value.get(field) {
+                return match serde_json::from_value::<StreamRange>(info.clone()) {
+                    Ok(range) => DlqMessage::OnFailure(StreamRange { source, ..range }),
+                    Err(err) => DlqMessage::Unrecognised(format!("a {field} without {err}")),
+                };
+            }
         }
         match serde_json::from_value::<ParkedRecord>(value) {
             Ok(parked) if parked.record.is_object() => DlqMessage::Parked(parked),
             Ok(_) => DlqMessage::Unrecognised("a parked record whose record is not an object".to_owned()),
             Err(_) => DlqMessage::Unrecognised(
-                "neither a parked record (consumer, error, record) nor an OnFailure record (DDBStreamBatchInfo)".to_owned(),
+                "neither a parked record (consumer, error, record) nor an OnFailure record (DDBStreamBatchInfo, KinesisBatchInfo)".to_owned(),
             ),
         }
     }
@@ -205,7 +227,7 @@ pub async fn redrive(
     progress: &Progress,
 ) -> Result<RedriveReport, OpsError> {
     let sqs = aws_sdk_sqs::Client::new(aws);
-    let streams = aws_sdk_dynamodbstreams::Client::new(aws);
+    let streams = StreamReaders::new(aws);
     let function = Function::new(aws, &deployed.function_name);
     let filters: Vec<Value> = entry.event_source_mapping()["filters"]
         .as_array()
@@ -307,7 +329,7 @@ async fn handle(
     message: &Message,
     deployed: &Deployed,
     function: &Function,
-    streams: &aws_sdk_dynamodbstreams::Client,
+    streams: &StreamReaders,
     filters: &[Value],
     options: &RedriveOptions,
 ) -> Result<MessageReport, OpsError> {
@@ -344,9 +366,10 @@ async fn handle(
         DlqMessage::OnFailure(range) => {
             match read_range(streams, &range, SystemTime::now()).await {
                 Ok(records) => {
+                    // Filters match the change a record carries (a Kinesis record's `data`).
                     let (kept, dropped): (Vec<Value>, Vec<Value>) = records
                         .into_iter()
-                        .partition(|r| fanout_esm::filter::passes(filters, r));
+                        .partition(|r| fanout_esm::filter::passes(filters, &read_record(r).change));
                     report.filtered_out = dropped.len();
                     kept
                 }
@@ -372,10 +395,9 @@ async fn handle(
     report.sequence_numbers = records
         .iter()
         .map(|r| {
-            r["dynamodb"]["SequenceNumber"]
-                .as_str()
-                .unwrap_or("?")
-                .to_owned()
+            read_record(r)
+                .item_identifier
+                .unwrap_or_else(|| "?".to_owned())
         })
         .collect();
     if options.dry_run {
@@ -410,8 +432,188 @@ pub enum RangeError {
     Unread(String),
 }
 
-/// Reads the records of `range` from the stream, as Lambda delivers them, in order.
+/// The clients that read an OnFailure range again, one per kind of stream.
+#[derive(Debug, Clone)]
+pub struct StreamReaders {
+    pub dynamodb_streams: aws_sdk_dynamodbstreams::Client,
+    pub kinesis: aws_sdk_kinesis::Client,
+}
+
+impl StreamReaders {
+    pub fn new(aws: &aws_config::SdkConfig) -> Self {
+        StreamReaders {
+            dynamodb_streams: aws_sdk_dynamodbstreams::Client::new(aws),
+            kinesis: aws_sdk_kinesis::Client::new(aws),
+        }
+    }
+}
+
+/// Reads the records of `range` from its stream, as Lambda delivers them, in order.
 pub async fn read_range(
+    streams: &StreamReaders,
+    range: &StreamRange,
+    now: SystemTime,
+) -> Result<Vec<Value>, RangeError> {
+    match range.source {
+        RangeSource::DynamoDbStream => {
+            read_dynamodb_range(&streams.dynamodb_streams, range, now).await
+        }
+        RangeSource::Kinesis => read_kinesis_range(&streams.kinesis, range).await,
+    }
+}
+
+/// Classifies a failed read: a trimmed range is for reconcile, anything else for a retry.
+fn trimmed_or_unread(
+    operation: &str,
+    err: &dyn std::error::Error,
+    code: Option<&str>,
+    trimmed_codes: &[&str],
+) -> RangeError {
+    let text = format!("{operation}: {}", fanout_core::error_chain(err));
+    if code.is_some_and(|c| trimmed_codes.contains(&c)) {
+        RangeError::Trimmed(text)
+    } else {
+        RangeError::Unread(text)
+    }
+}
+
+/// A range of the table's Kinesis stream. Its retention is the stream's setting, so whether
+/// the range was trimmed is read from the shard itself: its oldest record is past the start.
+async fn read_kinesis_range(
+    kinesis: &aws_sdk_kinesis::Client,
+    range: &StreamRange,
+) -> Result<Vec<Value>, RangeError> {
+    use aws_sdk_kinesis::error::ProvideErrorMetadata;
+    use aws_sdk_kinesis::types::ShardIteratorType as KinesisIteratorType;
+    match oldest_kinesis_sequence(kinesis, range).await? {
+        None => {
+            return Err(RangeError::Trimmed(
+                "the shard holds no record any more: the stream's retention has trimmed the range"
+                    .to_owned(),
+            ));
+        }
+        Some(oldest) if sequence_after(&oldest, &range.start_sequence_number) => {
+            return Err(RangeError::Trimmed(format!(
+                "the shard's oldest record is {oldest}, past the range's start: the stream's retention has trimmed it"
+            )));
+        }
+        Some(_) => {}
+    }
+    let iterator = kinesis
+        .get_shard_iterator()
+        .stream_arn(&range.stream_arn)
+        .shard_id(&range.shard_id)
+        .shard_iterator_type(KinesisIteratorType::AtSequenceNumber)
+        .starting_sequence_number(&range.start_sequence_number)
+        .send()
+        .await
+        .map_err(|e| trimmed_or_unread("GetShardIterator", &e, e.code(), &[]))?;
+    let mut next = iterator.shard_iterator().map(str::to_owned);
+    let mut records = Vec::new();
+    let mut empty_pages = 0;
+    while let Some(iterator) = next.take() {
+        let page = kinesis
+            .get_records()
+            .stream_arn(&range.stream_arn)
+            .shard_iterator(iterator)
+            .send()
+            .await
+            .map_err(|e| trimmed_or_unread("GetRecords", &e, e.code(), &[]))?;
+        if page.records().is_empty() {
+            empty_pages += 1;
+            if empty_pages >= EMPTY_PAGES {
+                break;
+            }
+        }
+        for record in page.records() {
+            let sequence = record.sequence_number();
+            if sequence_after(&range.start_sequence_number, sequence) {
+                continue;
+            }
+            if records.is_empty() && sequence != range.start_sequence_number {
+                return Err(RangeError::Trimmed(format!(
+                    "the shard's first record is {sequence}, past the range's start {}: the stream's retention has trimmed it",
+                    range.start_sequence_number
+                )));
+            }
+            if sequence_after(sequence, &range.end_sequence_number) {
+                return Ok(records);
+            }
+            let arrival = record
+                .approximate_arrival_timestamp()
+                .map(|t| t.as_secs_f64())
+                .unwrap_or_default();
+            records.push(fanout_esm::record::kinesis_event_record(
+                &fanout_esm::record::KinesisRecord {
+                    data: record.data().as_ref(),
+                    partition_key: record.partition_key().unwrap_or_default(),
+                    sequence_number: sequence,
+                    arrival_seconds: arrival,
+                    shard_id: &range.shard_id,
+                },
+                &range.stream_arn,
+            ));
+            if sequence == range.end_sequence_number {
+                return Ok(records);
+            }
+        }
+        next = page.next_shard_iterator().map(str::to_owned);
+    }
+    Err(RangeError::Unread(format!(
+        "the shard ended before sequence {} ({} record(s) read)",
+        range.end_sequence_number,
+        records.len()
+    )))
+}
+
+/// Pages of a shard read from `TRIM_HORIZON` before it counts as empty.
+const HORIZON_PAGES: u32 = 10;
+
+/// The sequence number of the oldest record `range`'s shard still holds (`None`: none).
+async fn oldest_kinesis_sequence(
+    kinesis: &aws_sdk_kinesis::Client,
+    range: &StreamRange,
+) -> Result<Option<String>, RangeError> {
+    use aws_sdk_kinesis::error::ProvideErrorMetadata;
+    let iterator = kinesis
+        .get_shard_iterator()
+        .stream_arn(&range.stream_arn)
+        .shard_id(&range.shard_id)
+        .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
+        .send()
+        .await
+        .map_err(|e| trimmed_or_unread("GetShardIterator", &e, e.code(), &[]))?;
+    let mut next = iterator.shard_iterator().map(str::to_owned);
+    // A page can be empty while records follow (Kinesis skips trimmed stretches page by page):
+    // read on until a record, the tip of the shard, or a bounded number of pages.
+    for _ in 0..HORIZON_PAGES {
+        let Some(iterator) = next.take() else { break };
+        let page = kinesis
+            .get_records()
+            .stream_arn(&range.stream_arn)
+            .shard_iterator(iterator)
+            .limit(1)
+            .send()
+            .await
+            .map_err(|e| trimmed_or_unread("GetRecords", &e, e.code(), &[]))?;
+        if let Some(first) = page.records().first() {
+            return Ok(Some(first.sequence_number().to_owned()));
+        }
+        if page.millis_behind_latest() == Some(0) {
+            return Ok(None);
+        }
+        next = page.next_shard_iterator().map(str::to_owned);
+        if next.is_none() {
+            return Ok(None);
+        }
+    }
+    Err(RangeError::Unread(format!(
+        "no record within {HORIZON_PAGES} pages from the shard's trim horizon, and not at its tip; try again"
+    )))
+}
+
+/// A range of the table's DynamoDB stream, which keeps records 24 hours.
+async fn read_dynamodb_range(
     streams: &aws_sdk_dynamodbstreams::Client,
     range: &StreamRange,
     now: SystemTime,
@@ -426,14 +628,7 @@ pub async fn read_range(
             "its first record arrived at {first}, beyond the stream's 24 h retention"
         )));
     }
-    let trimmed_or_unread = |operation: &str, err: &dyn std::error::Error, code: Option<&str>| {
-        let text = format!("{operation}: {}", fanout_core::error_chain(err));
-        if code == Some("TrimmedDataAccessException") {
-            RangeError::Trimmed(text)
-        } else {
-            RangeError::Unread(text)
-        }
-    };
+    const TRIMMED: &[&str] = &["TrimmedDataAccessException"];
     use aws_sdk_dynamodbstreams::error::ProvideErrorMetadata;
     let iterator = streams
         .get_shard_iterator()
@@ -443,7 +638,7 @@ pub async fn read_range(
         .sequence_number(&range.start_sequence_number)
         .send()
         .await
-        .map_err(|e| trimmed_or_unread("GetShardIterator", &e, e.code()))?;
+        .map_err(|e| trimmed_or_unread("GetShardIterator", &e, e.code(), TRIMMED))?;
     let mut next = iterator.shard_iterator().map(str::to_owned);
     let mut records = Vec::new();
     let mut empty_pages = 0;
@@ -453,7 +648,7 @@ pub async fn read_range(
             .shard_iterator(iterator)
             .send()
             .await
-            .map_err(|e| trimmed_or_unread("GetRecords", &e, e.code()))?;
+            .map_err(|e| trimmed_or_unread("GetRecords", &e, e.code(), TRIMMED))?;
         if page.records().is_empty() {
             empty_pages += 1;
             if empty_pages >= EMPTY_PAGES {
@@ -514,6 +709,14 @@ mod tests {
             DlqMessage::parse(r#"{"DDBStreamBatchInfo":{"shardId":"s"}}"#),
             DlqMessage::Unrecognised(_)
         ));
+        let kinesis =
+            fanout_testkit_free_on_failure().replace("DDBStreamBatchInfo", "KinesisBatchInfo");
+        assert!(
+            matches!(DlqMessage::parse(&kinesis), DlqMessage::OnFailure(r) if r.source == RangeSource::Kinesis)
+        );
+        assert!(
+            matches!(DlqMessage::parse(&on_failure), DlqMessage::OnFailure(r) if r.source == RangeSource::DynamoDbStream)
+        );
     }
 
     fn fanout_testkit_free_on_failure() -> String {
@@ -537,7 +740,7 @@ mod tests {
         let aws = aws_config::SdkConfig::builder()
             .behavior_version(aws_config::BehaviorVersion::latest())
             .build();
-        let streams = aws_sdk_dynamodbstreams::Client::new(&aws);
+        let streams = StreamReaders::new(&aws);
         let DlqMessage::OnFailure(range) = DlqMessage::parse(&fanout_testkit_free_on_failure())
         else {
             panic!("an OnFailure record");
