@@ -29,6 +29,7 @@ use fanout_testkit::resources::{create_bus_to_queue, create_queue, queue_arn};
 use fanout_testkit::search_standin::SearchStandIn;
 
 use crate::demo::deployed::{Deployment, parameter, run_deployed};
+use crate::demo::run::parked_user_id;
 use crate::demo::{DemoError, Scenario};
 use crate::servers::{LOCAL_AWS_ACCOUNT, LocalAws, tools_dir};
 
@@ -984,7 +985,13 @@ async fn park_poison(
     let until = Instant::now() + wait;
     while Instant::now() < until {
         let bodies = peek_queue(&sqs, dlq).await.map_err(|e| e.to_string())?;
-        if bodies.iter().any(|b| b.contains(POISON_USER)) {
+        let parked_poison = bodies.iter().any(|body| {
+            serde_json::from_str::<serde_json::Value>(body)
+                .ok()
+                .and_then(|m| parked_user_id(m.get("record")?))
+                .is_some_and(|user| user == POISON_USER)
+        });
+        if parked_poison {
             // Peeking hid it for a second; let it show again before redrive looks.
             tokio::time::sleep(Duration::from_millis(1500)).await;
             return Ok(());

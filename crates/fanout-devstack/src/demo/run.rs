@@ -122,6 +122,14 @@ impl DemoReport {
     }
 }
 
+/// The user a parked record is about. A Kinesis consumer parks the Kinesis record, whose change
+/// is in its base64 `data`.
+pub fn parked_user_id(record: &Value) -> Option<String> {
+    fanout_core::source::read_record(record).change["dynamodb"]["Keys"]["userId"]["S"]
+        .as_str()
+        .map(str::to_owned)
+}
+
 /// The consumers whose records arrive as Kinesis records, for the report.
 pub(super) fn kinesis_readers<'a>(
     entries: impl IntoIterator<Item = &'a ConsumerEntry>,
@@ -355,12 +363,8 @@ pub async fn observe(
         for body in drain_queue(&sqs, url).await? {
             let message: Value = serde_json::from_str(&body)?;
             match message.get("record") {
-                // A Kinesis consumer parks the Kinesis record: its change is in `data`.
                 Some(record) => contents.parked.push((
-                    fanout_core::source::read_record(record).change["dynamodb"]["Keys"]["userId"]["S"]
-                        .as_str()
-                        .unwrap_or("?")
-                        .to_owned(),
+                    parked_user_id(record).unwrap_or_else(|| "?".to_owned()),
                     message["error"].as_str().unwrap_or("").to_owned(),
                 )),
                 None => contents.on_failure += 1,
