@@ -61,6 +61,8 @@ export class ConsumerStack extends cdk.Stack {
   /** The consumer's variables besides DLQ_URL and MAX_CONCURRENCY. */
   protected consumerEnvironment(settings: ConsumerSettings): Record<string, string> {
     const environment: Record<string, string> = {
+      // The table whose changes the function acts on: a record of any other is parked.
+      USERS_TABLE: this.parameter(PARAMETERS.usersTableName),
       LEDGER_TABLE: this.parameter(PARAMETERS.ledgerTableName),
       // The function refuses to start on a stream view it cannot serve (a table changed later).
       STREAM_VIEW_TYPE: this.parameter(PARAMETERS.usersStreamViewType),

@@ -172,6 +172,7 @@ function validate(name: string, s: ConsumerSettings): void {
     fail('ledger.retentionDays must be a whole number of days, 2..3650: an entry must outlive the 24 h stream');
   }
   if (typeof s.ledger.why !== 'string' || s.ledger.why === '') fail('ledger.why must say why this retention (its reconcile window and cost)');
+  if (!env.required.includes('USERS_TABLE')) fail('environment.required must list USERS_TABLE: every consumer parks a record of any other table');
   if (!env.required.includes('LEDGER_TABLE')) fail('environment.required must list LEDGER_TABLE: every consumer parks a poison record once through the ledger');
   for (const variable of Object.keys(env.fromContext ?? {})) {
     if (!env.required.includes(variable) && !env.optional.includes(variable)) {

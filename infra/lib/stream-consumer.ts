@@ -56,11 +56,19 @@ export interface StreamConsumerProps {
 export const BATCH_COUNTERS = ['Processed', 'Ignored', 'Duplicate', 'RetryableFailed', 'Parked'] as const;
 
 /**
- * A registry filter pattern as the mapping of `source` reads it. Patterns are written against
- * the DynamoDB change record; on Kinesis that record is the (decoded) `data` of each record.
+ * The mapping's filter patterns: the registry's, as the mapping of the consumer's source reads
+ * them. Patterns are written against the DynamoDB change record; on Kinesis that record is the
+ * (decoded) `data` of each record, and one Kinesis stream may carry the changes of several
+ * tables, so every pattern also asks for `tableName` = the Users table (`usersTable`, a
+ * deploy-time value): another table's change never wakes the function. (The function parks one
+ * that reaches it all the same.) A DynamoDB stream is the table's own. `usersTable` undefined
+ * leaves the table out (a local AWS, whose Kinesis records name none).
  */
-export function filterPattern(source: ConsumerSettings['source'], pattern: Record<string, unknown>): Record<string, unknown> {
-  return source === 'kinesis' ? { data: pattern } : pattern;
+export function filterPatterns(settings: ConsumerSettings, usersTable: string | undefined): Record<string, unknown>[] {
+  const filters = settings.eventSourceMapping.filters;
+  if (settings.source !== 'kinesis') return filters;
+  if (usersTable === undefined) return filters.map((pattern) => ({ data: pattern }));
+  return (filters.length > 0 ? filters : [{}]).map((pattern) => ({ data: { ...pattern, tableName: [usersTable] } }));
 }
 
 /**
@@ -215,10 +223,13 @@ export class StreamConsumer extends Construct {
       // The mapping delivers OnFailure records under the function's role, which ParkInOwnDlq
       // and the key policy already allow; SqsDlq would add a second, wildcard grant.
       onFailure: { bind: () => ({ destination: this.dlq.queueArn }) },
-      filters:
-        esm.filters.length > 0
-          ? esm.filters.map((pattern) => ({ pattern: JSON.stringify(filterPattern(settings.source, pattern)) }))
-          : undefined,
+      filters: (() => {
+        // A local AWS's Kinesis records carry no tableName (README, local AWS gaps): there the
+        // function's own check alone keeps other tables' changes out.
+        const usersTable = localAws(this) ? undefined : ssm.StringParameter.valueForStringParameter(this, PARAMETERS.usersTableName);
+        const patterns = filterPatterns(settings, usersTable);
+        return patterns.length > 0 ? patterns.map((pattern) => ({ pattern: cdk.Stack.of(this).toJsonString(pattern) })) : undefined;
+      })(),
     });
     this.mapping.node.addDependency(policy);
 

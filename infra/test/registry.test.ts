@@ -23,7 +23,7 @@ function registryWithReporter(): string {
     crate: 'reporter',
     ledgerKeyPrefix: 'reporter',
     environment: {
-      required: ['LEDGER_TABLE', 'DLQ_URL', 'REPORT_BUS'],
+      required: ['USERS_TABLE', 'LEDGER_TABLE', 'DLQ_URL', 'REPORT_BUS'],
       optional: ['MAX_CONCURRENCY', 'STREAM_VIEW_TYPE', 'LEDGER_RETENTION_HOURS'],
       fromContext: { REPORT_BUS: 'crmEventBusName' },
     },

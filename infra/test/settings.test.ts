@@ -28,7 +28,8 @@ describe('registry validation refuses settings that break the stream contract', 
     ['bisect off', (s) => (s.eventSourceMapping.bisectBatchOnFunctionError = false), /bisect/],
     ['late iterator-age alarm', (s) => (s.alarms.iteratorAgeMaxSeconds = 20 * 3600), /iterator-age/],
     ['no DLQ_URL', (s) => (s.environment.required = s.environment.required.filter((v: string) => v !== 'DLQ_URL')), /DLQ_URL/],
-    ['no LEDGER_TABLE', (s) => (s.environment.required = ['DLQ_URL', 'FROM_ADDRESS']), /LEDGER_TABLE/],
+    ['no USERS_TABLE', (s) => (s.environment.required = ['LEDGER_TABLE', 'DLQ_URL', 'FROM_ADDRESS']), /USERS_TABLE/],
+    ['no LEDGER_TABLE', (s) => (s.environment.required = ['USERS_TABLE', 'DLQ_URL', 'FROM_ADDRESS']), /LEDGER_TABLE/],
     ['a ledger prefix other than the crate', (s) => (s.ledgerKeyPrefix = 'welcome'), /ledgerKeyPrefix must be the crate name/],
     ['a record budget the timeout cannot hold twice', (s) => (s.function.recordBudgetSeconds = 20), /twice recordBudgetSeconds/],
     ['a ledger retention shorter than the stream', (s) => (s.ledger.retentionDays = 1), /ledger.retentionDays/],
@@ -57,7 +58,7 @@ describe('registry validation refuses settings that break the stream contract', 
 });
 
 describe('switching a consumer to Kinesis', () => {
-  it('starts its new mapping AT_TIMESTAMP through its own consumer, and moves its filters into data', () => {
+  it('starts its new mapping AT_TIMESTAMP through its own consumer, and moves its filters into data, for the Users table only', () => {
     const dir = withChange((s) => {
       s.source = 'kinesis';
       s.eventSourceMapping.startingPosition = 'AT_TIMESTAMP';
@@ -70,7 +71,11 @@ describe('switching a consumer to Kinesis', () => {
     template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
       StartingPosition: 'AT_TIMESTAMP',
       StartingPositionTimestamp: 1764590000,
-      FilterCriteria: { Filters: [{ Pattern: JSON.stringify({ data: { eventName: ['INSERT', 'MODIFY'] } }) }] },
     });
+    const mapping = Object.values(template.findResources('AWS::Lambda::EventSourceMapping'))[0];
+    const [pattern] = mapping.Properties.FilterCriteria.Filters.map((f: { Pattern: { 'Fn::Join': [string, unknown[]] } }) =>
+      f.Pattern['Fn::Join'][1].map((part) => (typeof part === 'string' ? part : 'USERS')).join(''),
+    );
+    assert.deepEqual(JSON.parse(pattern), { data: { eventName: ['INSERT', 'MODIFY'], tableName: ['USERS'] } });
   });
 });

@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
 import { Match } from 'aws-cdk-lib/assertions';
 import { NAMES, settings, tablesTemplate, templates, built } from './synth';
-import { BATCH_COUNTERS, filterPattern } from '../lib/stream-consumer';
+import { BATCH_COUNTERS, filterPatterns } from '../lib/stream-consumer';
 
 describe('tables stack', () => {
   it('Users has key userId, a NEW_AND_OLD_IMAGES stream, PITR and is retained', () => {
@@ -60,6 +60,16 @@ describe('tables stack', () => {
   });
 });
 
+/** A template string value (a literal or an `Fn::Join` of literals and `Ref`s) as text. */
+function renderJoin(value: unknown, ref: (name: string) => string): string {
+  if (typeof value === 'string') return value;
+  const join = (value as { 'Fn::Join'?: [string, unknown[]] })['Fn::Join'];
+  if (join) return join[1].map((part) => renderJoin(part, ref)).join(join[0]);
+  const name = (value as { Ref?: string }).Ref;
+  if (name) return ref(name);
+  throw new Error(`not a string, join or ref: ${JSON.stringify(value)}`);
+}
+
 for (const name of NAMES) {
   const template = templates[name];
   const s = settings[name];
@@ -116,9 +126,17 @@ for (const name of NAMES) {
         MaximumRecordAgeInSeconds: esm.maximumRecordAgeSeconds,
         FunctionResponseTypes: ['ReportBatchItemFailures'],
         DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [Match.stringLikeRegexp('ConsumerDlq'), 'Arn'] } } },
-        FilterCriteria:
-          esm.filters.length > 0 ? { Filters: esm.filters.map((f) => ({ Pattern: JSON.stringify(filterPattern(s.source, f)) })) } : Match.absent(),
       });
+      // The patterns, with the Users table's name (an SSM parameter resolved at deploy time)
+      // written as a placeholder.
+      const mapping = Object.values(template.findResources('AWS::Lambda::EventSourceMapping'))[0];
+      const rendered: { data?: { tableName?: string[] } }[] = (mapping.Properties.FilterCriteria?.Filters ?? []).map((f: { Pattern: unknown }) =>
+        JSON.parse(renderJoin(f.Pattern, (ref) => (/fanouttablesusersname/.test(ref) ? 'USERS' : `<${ref}>`))),
+      );
+      assert.deepEqual(rendered, filterPatterns(s, 'USERS'));
+      if (s.source === 'kinesis') {
+        assert.ok(rendered.length > 0 && rendered.every((p) => p.data?.tableName?.[0] === 'USERS'), JSON.stringify(rendered));
+      }
     });
 
     it(`reads ${s.source === 'kinesis' ? 'through an enhanced fan-out consumer of its own, with Kinesis permissions on that consumer and the stream only' : 'the DynamoDB stream, with no Kinesis permission'}`, () => {

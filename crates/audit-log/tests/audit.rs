@@ -237,6 +237,7 @@ async fn missing_table_is_retryable_not_parked() {
 fn missing_variable_fails_the_cold_start_naming_it() {
     let err = AuditLogConfig::from_env(&Env::from_pairs([
         ("DLQ_URL", "http://127.0.0.1:1/q"),
+        ("USERS_TABLE", "Users"),
         ("LEDGER_TABLE", "IdempotencyLedger"),
     ]))
     .unwrap_err();

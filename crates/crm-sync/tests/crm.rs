@@ -232,11 +232,12 @@ async fn keys_only_record_is_parked_with_a_clear_reason() {
 fn missing_variable_fails_the_cold_start_naming_it() {
     let full = [
         ("DLQ_URL", "http://127.0.0.1:1/q"),
+        ("USERS_TABLE", "Users"),
         ("LEDGER_TABLE", "EffectLedger"),
         ("CRM_EVENT_BUS", "crm"),
     ];
     assert!(CrmSyncConfig::from_env(&Env::from_pairs(full)).is_ok());
-    for missing in ["DLQ_URL", "LEDGER_TABLE", "CRM_EVENT_BUS"] {
+    for missing in ["USERS_TABLE", "DLQ_URL", "LEDGER_TABLE", "CRM_EVENT_BUS"] {
         let env = Env::from_pairs(full.into_iter().filter(|(k, _)| *k != missing));
         let err = CrmSyncConfig::from_env(&env).unwrap_err();
         assert_eq!(
@@ -247,6 +248,7 @@ fn missing_variable_fails_the_cold_start_naming_it() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_crm-sync"))
         .env_clear()
         .env("DLQ_URL", "http://127.0.0.1:1/q")
+        .env("USERS_TABLE", "Users")
         .env("LEDGER_TABLE", "EffectLedger")
         .output()
         .unwrap();

@@ -323,6 +323,8 @@ fn fanout_environment(
         .map_err(|e| BenchError::Process(e.to_string()))?;
     let function = &entry.settings["function"];
     let mut env = vec![
+        // The table the workload's records name.
+        ("USERS_TABLE".to_owned(), "Users".to_owned()),
         ("LEDGER_TABLE".to_owned(), ledger_table.to_owned()),
         ("DLQ_URL".to_owned(), dlq_url.to_owned()),
         (

@@ -77,6 +77,7 @@ pub trait RecordHandler: Send + Sync + 'static {
 }
 
 /// A [`RecordHandler`] made from an async closure, for tests and small consumers.
+#[derive(Clone)]
 pub struct HandlerFn<F>(pub F);
 
 impl<F> std::fmt::Debug for HandlerFn<F> {
@@ -123,12 +124,48 @@ pub struct RecordInput {
     pub record: Arc<EventRecord>,
     /// The invocation's deadline and the record budget: leases and waits derive from it.
     pub time: TimeBudget,
+    /// Where the change sits in its item's history: creation time (to the microsecond on
+    /// Kinesis, the second on DynamoDB Streams), then the item's `version`.
+    pub order: ChangeOrder,
+    /// Which mapping delivered it.
+    pub source: RecordSource,
+    /// Who sent it: the mapping, or an operator's tool.
+    pub origin: RecordOrigin,
+}
+
+impl RecordInput {
+    /// Whether this record reached the consumer in its item's change order, after every
+    /// earlier change of the item: true of a DynamoDB stream record from the mapping (the stream
+    /// keeps each item's order, and a redelivery repeats a suffix of it); false on Kinesis,
+    /// which may reorder and repeat, and for a record an operator sent back (`redrive`,
+    /// `reconcile`), which may be older than what the item has since become.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::{Duration, SystemTime};
+    /// use fanout_core::{ChangeOrder, RecordInput, RecordOrigin, RecordSource, TimeBudget};
+    /// let input = RecordInput {
+    ///     record: Arc::new(Default::default()),
+    ///     time: TimeBudget::new(SystemTime::now() + Duration::from_secs(9), Duration::from_secs(1)),
+    ///     order: ChangeOrder::default(),
+    ///     source: RecordSource::DynamoDbStream,
+    ///     origin: RecordOrigin::Stream,
+    /// };
+    /// assert!(input.delivered_in_order());
+    /// assert!(!RecordInput { source: RecordSource::Kinesis, ..input.clone() }.delivered_in_order());
+    /// assert!(!RecordInput { origin: RecordOrigin::Redrive, ..input }.delivered_in_order());
+    /// ```
+    pub fn delivered_in_order(&self) -> bool {
+        self.source == RecordSource::DynamoDbStream && self.origin == RecordOrigin::Stream
+    }
 }
 
 /// Runs a consumer's per-record work over a stream batch.
 #[derive(Debug, Clone)]
 pub struct BatchProcessor {
     consumer: String,
+    /// The Users table this deployment reads: a record from any other is parked, never run.
+    users_table: String,
     dlq: DeadLetterQueue,
     ledger: Ledger,
     max_concurrency: NonZeroUsize,
@@ -153,10 +190,18 @@ pub struct BatchReport {
 }
 
 impl BatchProcessor {
-    /// The processor of `consumer`: parks into `dlq`, once per record through `ledger`.
-    pub fn new(consumer: impl Into<String>, dlq: DeadLetterQueue, ledger: Ledger) -> Self {
+    /// The processor of `consumer` over the changes of `users_table`: parks into `dlq`, once
+    /// per record through `ledger`. A record whose change names another table, or none, is
+    /// parked with that reason and never reaches the handler.
+    pub fn new(
+        consumer: impl Into<String>,
+        users_table: impl Into<String>,
+        dlq: DeadLetterQueue,
+        ledger: Ledger,
+    ) -> Self {
         BatchProcessor {
             consumer: consumer.into(),
+            users_table: users_table.into(),
             dlq,
             ledger,
             max_concurrency: DEFAULT_MAX_CONCURRENCY,
@@ -177,6 +222,11 @@ impl BatchProcessor {
 
     pub fn consumer(&self) -> &str {
         &self.consumer
+    }
+
+    /// The table whose changes this processor acts on.
+    pub fn users_table(&self) -> &str {
+        &self.users_table
     }
 
     /// Processes `event` (the invocation's JSON) with `work` per record and returns Lambda's
@@ -209,29 +259,16 @@ impl BatchProcessor {
     }
 
     /// Like [`BatchProcessor::process`] for a typed event, returning every record's result,
-    /// without emitting metrics. For tests.
+    /// without emitting metrics. For tests: the event is read as the production path reads it
+    /// ([`BatchProcessor::run_value`]).
     pub async fn run<H: RecordHandler>(
         &self,
         event: Event,
         deadline: SystemTime,
         work: Arc<H>,
     ) -> Result<BatchReport, BatchError> {
-        let slots = event
-            .records
-            .into_iter()
-            .map(|record| {
-                let raw = Arc::new(serde_json::to_value(&record).unwrap_or(Value::Null));
-                RecordSlot {
-                    source: RecordSource::DynamoDbStream,
-                    item_identifier: record.change.sequence_number.clone(),
-                    order: ChangeOrder::of(&raw),
-                    change: Arc::clone(&raw),
-                    raw,
-                    parsed: Ok(Arc::new(record)),
-                }
-            })
-            .collect();
-        self.run_slots(slots, deadline, work).await
+        let event = serde_json::to_value(&event).map_err(|_| BatchError::NotAnEvent)?;
+        self.run_value(event, deadline, work).await
     }
 
     /// Like [`BatchProcessor::process`], returning every record's result, without emitting
@@ -255,6 +292,7 @@ impl BatchProcessor {
                     source: read.source,
                     item_identifier: read.item_identifier,
                     order: read.order,
+                    table: read.table,
                     change: Arc::new(read.change),
                     parsed: read.record.map(Arc::new),
                     raw: Arc::new(raw.clone()),
@@ -271,9 +309,13 @@ impl BatchProcessor {
         work: Arc<H>,
     ) -> Result<BatchReport, BatchError> {
         let time = TimeBudget::new(deadline, self.record_budget);
+        if !slots.is_empty() && !time.can_start() {
+            return self.report_unstartable(&slots, time);
+        }
         let semaphore = Arc::new(Semaphore::new(self.max_concurrency.get()));
         let parking = Arc::new(Parking {
             consumer: self.consumer.clone(),
+            users_table: self.users_table.clone(),
             dlq: self.dlq.clone(),
             ledger: self.ledger.clone(),
         });
@@ -333,33 +375,67 @@ impl BatchProcessor {
             }
         }
 
-        let mut failures = Vec::new();
-        for (slot, result) in slots.iter().zip(&results) {
-            if !result.must_retry() {
-                continue;
+        report(&slots, results)
+    }
+
+    /// An invocation with less time than one record's budget from its start: no record can
+    /// start, on this delivery or any other, until the budget or the function's timeout is
+    /// changed. Said once per process as an ERROR naming both numbers (then a WARN per
+    /// invocation), and the whole batch reported back unstarted: nothing is acted on.
+    fn report_unstartable(
+        &self,
+        slots: &[RecordSlot],
+        time: TimeBudget,
+    ) -> Result<BatchReport, BatchError> {
+        let remaining_ms = time.remaining().as_millis() as u64;
+        let budget_ms = time.budget().as_millis() as u64;
+        if BUDGET_MISFIT_REPORTED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::warn!(consumer = %self.consumer, remaining_ms, budget_ms, records = slots.len(),
+                "no record started: the invocation's time is below RECORD_BUDGET_SECONDS; batch reported for redelivery");
+        } else {
+            tracing::error!(consumer = %self.consumer, remaining_ms, budget_ms, records = slots.len(),
+                "RECORD_BUDGET_SECONDS ({} ms) is larger than the time this invocation has ({} ms): \
+                 no record can ever start; lower RECORD_BUDGET_SECONDS below the function timeout \
+                 (the stacks keep the timeout at least twice the budget plus 5 s). Every batch is \
+                 reported for redelivery until then",
+                budget_ms, remaining_ms);
+        }
+        report(slots, vec![RecordResult::NotRun; slots.len()])
+    }
+}
+
+/// Set once the budget-larger-than-the-invocation ERROR has been logged by this process.
+static BUDGET_MISFIT_REPORTED: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// The batch's response and counters from its records' results (in batch order).
+fn report(slots: &[RecordSlot], results: Vec<RecordResult>) -> Result<BatchReport, BatchError> {
+    let mut failures = Vec::new();
+    for (slot, result) in slots.iter().zip(&results) {
+        if !result.must_retry() {
+            continue;
+        }
+        match slot.item_identifier.clone() {
+            Some(seq) if !seq.is_empty() => {
+                let mut failure = DynamoDbBatchItemFailure::default();
+                failure.item_identifier = Some(seq);
+                failures.push(failure);
             }
-            match slot.item_identifier.clone() {
-                Some(seq) if !seq.is_empty() => {
-                    let mut failure = DynamoDbBatchItemFailure::default();
-                    failure.item_identifier = Some(seq);
-                    failures.push(failure);
-                }
-                _ => {
-                    return Err(BatchError::Unreportable {
-                        event_id: slot.event_id(),
-                    });
-                }
+            _ => {
+                return Err(BatchError::Unreportable {
+                    event_id: slot.event_id(),
+                });
             }
         }
-        let mut response = DynamoDbEventResponse::default();
-        response.batch_item_failures = failures;
-        let metrics = BatchMetrics::from_results(&results);
-        Ok(BatchReport {
-            results,
-            response,
-            metrics,
-        })
     }
+    let mut response = DynamoDbEventResponse::default();
+    response.batch_item_failures = failures;
+    let metrics = BatchMetrics::from_results(&results);
+    Ok(BatchReport {
+        results,
+        response,
+        metrics,
+    })
 }
 
 /// One record of an invocation: its JSON as delivered, the change it carries and the record
@@ -371,6 +447,8 @@ struct RecordSlot {
     /// The sequence number the response names when this record must be retried.
     item_identifier: Option<String>,
     order: ChangeOrder,
+    /// The table the change names ([`crate::source::source_table`]).
+    table: Option<String>,
     /// The change record as JSON (for Kinesis, decoded from `kinesis.data`).
     change: Arc<Value>,
     parsed: Result<Arc<EventRecord>, String>,
@@ -415,6 +493,24 @@ impl RecordSlot {
     fn sequence_number(&self) -> Option<String> {
         self.item_identifier.clone()
     }
+
+    /// Why this record must not be acted on by a consumer of `users_table`: its change names
+    /// another table, or none. Table names are not personal data.
+    fn foreign_to(&self, users_table: &str) -> Option<String> {
+        match self.table.as_deref() {
+            Some(table) if table == users_table => None,
+            Some(other) => Some(format!(
+                "record {} is a change of table {other:?}, and this consumer acts only on \
+                 {users_table:?}: parked, not acted on",
+                self.event_id()
+            )),
+            None => Some(format!(
+                "record {} names no table (no tableName, no DynamoDB stream eventSourceARN), and \
+                 this consumer acts only on {users_table:?}: parked, not acted on",
+                self.event_id()
+            )),
+        }
+    }
 }
 
 /// Parks a record that can never succeed; a record that could not be parked is failed, so it
@@ -456,6 +552,7 @@ async fn park_or_fail(
 /// Where permanent failures go: the consumer's DLQ, once per record through the ledger.
 struct Parking {
     consumer: String,
+    users_table: String,
     dlq: DeadLetterQueue,
     ledger: Ledger,
 }
@@ -523,13 +620,19 @@ async fn run_key<H: RecordHandler>(
             sequence_number = slot.sequence_number().unwrap_or_default(),
             key,
         );
-        let result = match &slot.parsed {
-            Ok(record) => {
+        let foreign = slot.foreign_to(&parking.users_table);
+        let result = match (&slot.parsed, foreign) {
+            (Ok(_), Some(reason)) => {
+                park_or_fail(parking, &slot, reason, &time)
+                    .instrument(span)
+                    .await
+            }
+            (Ok(record), None) => {
                 run_record(parking, &slot, Arc::clone(record), time, &work)
                     .instrument(span)
                     .await
             }
-            Err(why) => {
+            (Err(why), _) => {
                 let reason = slot.scrub(&format!(
                     "record {event_id} is not a DynamoDB stream record: {why}"
                 ));
@@ -554,6 +657,9 @@ async fn run_record<H: RecordHandler>(
     let input = RecordInput {
         record: Arc::clone(&record),
         time,
+        order: slot.order,
+        source: slot.source,
+        origin: RecordOrigin::of(&slot.raw),
     };
     // Its own task, so a panic in the work becomes a JoinError for this record only; cut off
     // before the deadline, so the invocation can still answer.

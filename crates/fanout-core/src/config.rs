@@ -111,11 +111,14 @@ impl Env {
     }
 }
 
-/// What every consumer reads: `DLQ_URL`, the ledger (`LEDGER_TABLE`: effects, and parked
-/// records once each), `MAX_CONCURRENCY`, `RECORD_BUDGET_SECONDS`, and `STREAM_VIEW_TYPE` (the
-/// table's stream view, when the stack knows it).
+/// What every consumer reads: `USERS_TABLE` (the table whose changes it acts on), `DLQ_URL`,
+/// the ledger (`LEDGER_TABLE`: effects, and parked records once each), `MAX_CONCURRENCY`,
+/// `RECORD_BUDGET_SECONDS`, and `STREAM_VIEW_TYPE` (the table's stream view, when the stack
+/// knows it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerConfig {
+    /// `USERS_TABLE`: a record of any other table is parked, never acted on.
+    pub users_table: String,
     pub dlq_url: String,
     pub ledger: LedgerConfig,
     pub max_concurrency: NonZeroUsize,
@@ -160,6 +163,7 @@ impl ConsumerConfig {
             ledger: LedgerConfig::from_env(env)?,
             max_concurrency: env.max_concurrency()?,
             record_budget: std::time::Duration::from_secs(seconds),
+            users_table: env.required("USERS_TABLE")?,
         })
     }
 
@@ -170,7 +174,7 @@ impl ConsumerConfig {
         aws: &aws_config::SdkConfig,
     ) -> crate::batch::BatchProcessor {
         let dlq = crate::dlq::DeadLetterQueue::new(aws_sdk_sqs::Client::new(aws), &self.dlq_url);
-        crate::batch::BatchProcessor::new(consumer, dlq, self.ledger.ledger(aws))
+        crate::batch::BatchProcessor::new(consumer, &self.users_table, dlq, self.ledger.ledger(aws))
             .with_max_concurrency(self.max_concurrency)
             .with_record_budget(self.record_budget)
     }

@@ -61,6 +61,8 @@ pub struct SourceRecord {
     pub record: Result<EventRecord, String>,
     /// Where the change sits in its item's history.
     pub order: ChangeOrder,
+    /// The table the change was made in, as the record names it ([`source_table`]).
+    pub table: Option<String>,
 }
 
 /// Reads one `Records[]` entry of either source.
@@ -94,6 +96,7 @@ pub fn read_record(raw: &Value) -> SourceRecord {
                 .as_str()
                 .map(str::to_owned),
             order: ChangeOrder::of(raw),
+            table: source_table(raw),
             change: raw.clone(),
             record: serde_json::from_value::<EventRecord>(raw.clone()).map_err(|e| e.to_string()),
         },
@@ -106,6 +109,7 @@ pub fn read_record(raw: &Value) -> SourceRecord {
                     record: serde_json::from_value::<EventRecord>(normalized(&change))
                         .map_err(|e| format!("kinesis.data: {e}")),
                     order: ChangeOrder::of(&change),
+                    table: source_table(&change),
                     change,
                 },
                 Err(why) => SourceRecord {
@@ -114,10 +118,35 @@ pub fn read_record(raw: &Value) -> SourceRecord {
                     change: Value::Null,
                     record: Err(why),
                     order: ChangeOrder::default(),
+                    table: None,
                 },
             }
         }
     }
+}
+
+/// The table a change record (either source's change, not the Kinesis envelope) names: its
+/// `tableName` (AWS's Kinesis shape), else the table of its `eventSourceARN` when that is a
+/// DynamoDB stream's (`arn:aws:dynamodb:<region>:<account>:table/<name>/stream/<label>`, as a
+/// DynamoDB Streams record carries). `None` when it names neither.
+///
+/// ```
+/// use fanout_core::source::source_table;
+/// let streams = serde_json::json!({"eventSourceARN":
+///     "arn:aws:dynamodb:eu-west-1:123456789012:table/Users/stream/2026-11-01T00:00:00.000"});
+/// assert_eq!(source_table(&streams).as_deref(), Some("Users"));
+/// let kinesis = serde_json::json!({"tableName": "UsersArchive"});
+/// assert_eq!(source_table(&kinesis).as_deref(), Some("UsersArchive"));
+/// assert_eq!(source_table(&serde_json::json!({"eventID": "e-1"})), None);
+/// ```
+pub fn source_table(change: &Value) -> Option<String> {
+    if let Some(name) = change["tableName"].as_str().filter(|n| !n.is_empty()) {
+        return Some(name.to_owned());
+    }
+    let arn = change["eventSourceARN"].as_str()?;
+    let (_, rest) = arn.split_once(":table/")?;
+    let name = rest.split('/').next().filter(|n| !n.is_empty())?;
+    Some(name.to_owned())
 }
 
 /// The change record a Kinesis record carries: `kinesis.data`, base64 of JSON.

@@ -17,12 +17,18 @@ use fanout_testkit::resources::{create_ledger_table, create_queue};
 use fanout_testkit::{fixture_text, local_sdk_config, unique_name};
 use serde_json::json;
 
+/// The table the processor under test reads, and its stream's ARN as Lambda delivers it.
+const USERS: &str = "Users";
+const USERS_STREAM: &str =
+    "arn:aws:dynamodb:eu-west-1:123456789012:table/Users/stream/2026-11-01T00:00:00.000";
+
 fn record(seq: u64, user: &str, version: u64) -> EventRecord {
     serde_json::from_value(json!({
         "eventID": format!("event-{seq}"),
         "eventName": "MODIFY",
         "eventVersion": "1.1",
         "eventSource": "aws:dynamodb",
+        "eventSourceARN": USERS_STREAM,
         "awsRegion": "eu-west-1",
         "dynamodb": {
             "ApproximateCreationDateTime": 1763892000,
@@ -78,6 +84,7 @@ impl Setup {
     fn processor(&self) -> BatchProcessor {
         BatchProcessor::new(
             "test-consumer",
+            USERS,
             DeadLetterQueue::new(self.sqs.clone(), &self.queue_url),
             self.ledger.clone(),
         )
@@ -360,6 +367,7 @@ async fn permanent_failure_that_cannot_be_parked_is_retried_not_dropped() {
     let missing_queue = format!("{}-missing", setup.queue_url);
     let processor = BatchProcessor::new(
         "test-consumer",
+        USERS,
         DeadLetterQueue::new(setup.sqs.clone(), missing_queue),
         setup.ledger.clone(),
     );
@@ -622,4 +630,196 @@ async fn a_kinesis_record_whose_data_is_not_a_change_is_parked_as_delivered() {
         "the Kinesis record, exactly as delivered"
     );
     assert!(parked[0].error.contains("not JSON"), "{}", parked[0].error);
+}
+
+/// A Kinesis record of `kinesis-user-upgrade-free-to-pro.json` whose change names `table`
+/// (or no table at all), with its own sequence number and eventID.
+fn kinesis_change_of_table(table: Option<&str>, seq: &str) -> serde_json::Value {
+    use base64::Engine;
+    let fixture: serde_json::Value =
+        serde_json::from_str(&fixture_text("kinesis-user-upgrade-free-to-pro.json")).unwrap();
+    let mut record = fixture["Records"][0].clone();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut change: serde_json::Value = serde_json::from_slice(
+        &b64.decode(record["kinesis"]["data"].as_str().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    match table {
+        Some(name) => change["tableName"] = json!(name),
+        None => {
+            change.as_object_mut().unwrap().remove("tableName");
+        }
+    }
+    change["eventID"] = json!(format!("change-{seq}"));
+    record["kinesis"]["data"] = json!(b64.encode(change.to_string()));
+    record["kinesis"]["sequenceNumber"] = json!(seq);
+    record
+}
+
+#[tokio::test]
+async fn a_change_of_another_table_or_of_none_is_parked_and_never_reaches_the_handler() {
+    let setup = Setup::new().await;
+    let ran = Arc::new(Mutex::new(Vec::new()));
+    let handler = {
+        let ran = Arc::clone(&ran);
+        HandlerFn(move |input: RecordInput| {
+            let ran = Arc::clone(&ran);
+            async move {
+                ran.lock().unwrap().push(input.record.event_id.clone());
+                Ok(RecordOutcome::Done)
+            }
+        })
+    };
+    // DynamoDB Streams: a record from the stream of UsersArchive, beside one of Users.
+    let mut archived = serde_json::to_value(record(2, "u-arch", 1)).unwrap();
+    archived["eventSourceARN"] = json!(
+        "arn:aws:dynamodb:eu-west-1:123456789012:table/UsersArchive/stream/2026-11-01T00:00:00.000"
+    );
+    let streams =
+        json!({"Records": [serde_json::to_value(record(1, "u-a", 1)).unwrap(), archived]});
+    let report = setup
+        .processor()
+        .run_value(streams, deadline(), Arc::new(handler.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        report.results,
+        vec![
+            RecordResult::Succeeded(RecordOutcome::Done),
+            RecordResult::Parked
+        ]
+    );
+
+    // Kinesis (one stream may carry several tables' changes): UsersArchive's, and a change
+    // that names no table, parked; the Users change beside them runs.
+    let kinesis = json!({"Records": [
+        kinesis_change_of_table(Some("UsersArchive"), "10"),
+        kinesis_change_of_table(None, "11"),
+        kinesis_change_of_table(Some("Users"), "12"),
+    ]});
+    let report = setup
+        .processor()
+        .run_value(kinesis, deadline(), Arc::new(handler))
+        .await
+        .unwrap();
+    assert_eq!(
+        report.results,
+        vec![
+            RecordResult::Parked,
+            RecordResult::Parked,
+            RecordResult::Succeeded(RecordOutcome::Done)
+        ]
+    );
+    assert!(report.response.batch_item_failures.is_empty());
+    assert_eq!(*ran.lock().unwrap(), vec!["event-1", "change-12"]);
+
+    let mut reasons: Vec<String> = setup.parked().await.into_iter().map(|p| p.error).collect();
+    reasons.sort();
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    assert!(
+        reasons
+            .iter()
+            .filter(|r| r.contains("\"UsersArchive\""))
+            .count()
+            == 2,
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("names no table")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().all(|r| r.contains("acts only on \"Users\"")),
+        "{reasons:?}"
+    );
+}
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_budget_larger_than_the_invocation_is_one_error_and_nothing_is_acted_on() {
+    let setup = Setup::new().await;
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = fanout_core::telemetry::json_subscriber(
+        "info"
+            .parse::<tracing_subscriber::filter::Targets>()
+            .unwrap(),
+        move || writer.clone(),
+    );
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let started = Arc::new(AtomicUsize::new(0));
+    let handler = {
+        let started = started.clone();
+        HandlerFn(move |_: RecordInput| {
+            let started = started.clone();
+            async move {
+                started.fetch_add(1, Ordering::SeqCst);
+                Ok(RecordOutcome::Done)
+            }
+        })
+    };
+    // A 10 s budget in an invocation given 10 s: no record can start, on any delivery.
+    let processor = setup
+        .processor()
+        .with_record_budget(Duration::from_secs(10));
+    for _ in 0..3 {
+        let records = vec![
+            record(1, "u-a", 1),
+            record(2, "u-b", 1),
+            record(3, "u-a", 2),
+        ];
+        let all: Vec<String> = records.iter().map(seq).collect();
+        let report = processor
+            .run(
+                event(records),
+                SystemTime::now() + Duration::from_secs(10),
+                Arc::new(handler.clone()),
+            )
+            .await
+            .unwrap();
+        assert!(report.results.iter().all(|r| *r == RecordResult::NotRun));
+        let reported: Vec<String> = report
+            .response
+            .batch_item_failures
+            .iter()
+            .filter_map(|f| f.item_identifier.clone())
+            .collect();
+        assert_eq!(reported, all, "the whole batch is reported, in order");
+        assert_eq!(report.metrics.retryable_failed, 3);
+    }
+    assert_eq!(started.load(Ordering::SeqCst), 0, "nothing was acted on");
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let errors: Vec<&serde_json::Value> = lines.iter().filter(|l| l["level"] == "ERROR").collect();
+    assert_eq!(errors.len(), 1, "{text}");
+    assert_eq!(errors[0]["budget_ms"], 10_000);
+    assert!(errors[0]["remaining_ms"].as_u64().unwrap() <= 10_000);
+    assert!(
+        errors[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("RECORD_BUDGET_SECONDS (10000 ms)"),
+        "{text}"
+    );
+    assert_eq!(
+        lines.iter().filter(|l| l["level"] == "WARN").count(),
+        2,
+        "later invocations say it once each, not once per record: {text}"
+    );
 }

@@ -88,6 +88,7 @@ async fn create_resources(vars: &[(String, String)]) -> Result<Vec<(String, Stri
     resources::create_audit_table(&dynamodb, AUDIT_TABLE).await?;
     let mut out = vec![
         ("USERS_STREAM_ARN".to_owned(), stream_arn),
+        ("USERS_TABLE".to_owned(), USERS_TABLE.to_owned()),
         ("LEDGER_TABLE".to_owned(), LEDGER_TABLE.to_owned()),
         ("AUDIT_TABLE".to_owned(), AUDIT_TABLE.to_owned()),
         ("FROM_ADDRESS".to_owned(), FROM_ADDRESS.to_owned()),

@@ -69,6 +69,7 @@ impl LocalTargets {
     /// (the stand-in's own, or a proxy in front of it).
     pub fn values(&self, search_endpoint: String) -> LocalValues {
         LocalValues::new(HashMap::from([
+            ("USERS_TABLE", self.users_table.clone()),
             ("LEDGER_TABLE", self.ledger_table.clone()),
             ("AUDIT_TABLE", self.audit_table.clone()),
             ("FROM_ADDRESS", self.sender.clone()),

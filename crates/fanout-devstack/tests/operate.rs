@@ -372,9 +372,9 @@ async fn an_on_failure_range_is_read_again_from_the_stream_and_delivered_in_orde
     );
 }
 
-/// The data DynamoDB puts on its Kinesis stream for one write of `user` (AWS's documented
-/// shape), as `fanout_esm` builds it for the local mapping.
-fn kinesis_change_data(user: &str, plan: &str, version: u64) -> (Vec<u8>, String) {
+/// The data DynamoDB puts on its Kinesis stream for one write of `user` in `table` (AWS's
+/// documented shape), as `fanout_esm` builds it for the local mapping.
+fn kinesis_change_data(table: &str, user: &str, plan: &str, version: u64) -> (Vec<u8>, String) {
     let image = |plan: &str, version: u64| {
         json!({"userId": {"S": user}, "email": {"S": format!("{user}@example.com")},
                "plan": {"S": plan}, "version": {"N": version.to_string()},
@@ -389,7 +389,7 @@ fn kinesis_change_data(user: &str, plan: &str, version: u64) -> (Vec<u8>, String
         "eventID": format!("{user}-{version}"),
         "eventName": if version == 1 { "INSERT" } else { "MODIFY" },
         "awsRegion": fanout_testkit::LOCAL_REGION,
-        "eventSourceARN": "arn:aws:dynamodb:local:000000000000:table/Users/stream/x",
+        "eventSourceARN": format!("arn:aws:dynamodb:local:000000000000:table/{table}/stream/x"),
         "dynamodb": dynamodb,
     });
     let record =
@@ -431,7 +431,8 @@ async fn a_kinesis_on_failure_range_is_read_again_from_the_kinesis_stream() {
         .stream_arn;
     let mut put = Vec::new();
     for (plan, version) in [("free", 1), ("pro", 2), ("enterprise", 3)] {
-        let (data, partition_key) = kinesis_change_data("kim", plan, version);
+        let (data, partition_key) =
+            kinesis_change_data(&stage.local.users_table, "kim", plan, version);
         let output = kinesis
             .put_record()
             .stream_arn(&stream_arn)
@@ -485,7 +486,7 @@ async fn a_kinesis_on_failure_range_is_read_again_from_the_kinesis_stream() {
     let kim: Vec<_> = documents.iter().filter(|(id, _, _)| id == "kim").collect();
     assert_eq!(kim.len(), 1, "{documents:?}");
     assert_eq!(
-        kim[0].1, 3,
+        kim[0].2["version"], 3,
         "the index holds the last version: {documents:?}"
     );
     assert_eq!(kim[0].2["plan"], "enterprise");
@@ -665,7 +666,13 @@ async fn reconcile_finds_exactly_the_drift_made_and_repairs_it_once() {
     );
     assert_eq!(audit_rows("cal").await, 1);
     assert_eq!(
-        stage.local.search.document("users", "dan").unwrap().version,
+        stage
+            .local
+            .search
+            .document("users", "dan")
+            .unwrap()
+            .source
+            .unwrap()["version"],
         2
     );
 }

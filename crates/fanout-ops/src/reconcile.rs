@@ -288,7 +288,18 @@ pub async fn reconcile(
     found.sort_by(|a, b| a.drift.user_id.cmp(&b.drift.user_id));
     report.drift = found.iter().map(|f| f.drift.clone()).collect();
     if options.repair {
-        report.repair = Some(repair(&function, &check, deployed, &keys, &found, aws).await?);
+        report.repair = Some(
+            repair(
+                &function,
+                &check,
+                deployed,
+                &keys,
+                &found,
+                &options.users_table,
+                aws,
+            )
+            .await?,
+        );
     }
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
@@ -387,6 +398,7 @@ async fn repair(
     deployed: &Deployed,
     keys: &[String],
     found: &[Found],
+    users_table: &str,
     aws: &aws_config::SdkConfig,
 ) -> Result<RepairReport, OpsError> {
     let region = aws.region().map(|r| r.to_string()).unwrap_or_default();
@@ -394,7 +406,7 @@ async fn repair(
     for chunk in found.chunks(deployed.batch_size) {
         let records: Vec<Value> = chunk
             .iter()
-            .map(|f| reconcile_record(&f.item, keys, &f.user, &region))
+            .map(|f| reconcile_record(&f.item, keys, &f.user, users_table, &region))
             .collect();
         report.invocations += 1;
         if let InvokeAnswer::FunctionError(message) = function.invoke(&records).await? {
@@ -417,12 +429,14 @@ async fn repair(
     Ok(report)
 }
 
-/// The stream record reconcile sends for an item: an `INSERT` of its current image, named
-/// after the item and version (so a second repair is the same record), from the reconciler.
+/// The stream record reconcile sends for an item of `users_table`: an `INSERT` of its current
+/// image, named after the item and version (so a second repair is the same record), from the
+/// reconciler, naming its table as a Kinesis record does (`tableName`).
 pub fn reconcile_record(
     item: &HashMap<String, AttributeValue>,
     keys: &[String],
     user: &User,
+    users_table: &str,
     region: &str,
 ) -> Value {
     let image = |names: Option<&[String]>| {
@@ -439,6 +453,7 @@ pub fn reconcile_record(
         "eventVersion": "1.1",
         "eventSource": RecordOrigin::RECONCILE_EVENT_SOURCE,
         "awsRegion": region,
+        "tableName": users_table,
         "dynamodb": {
             "ApproximateCreationDateTime": SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)

@@ -34,10 +34,15 @@ impl ConsumerResources {
         }
     }
 
-    /// The variables a consumer reads for these resources (`DLQ_URL`, `LEDGER_TABLE`) and
-    /// `MAX_CONCURRENCY`, for `Env::from_pairs` in a test.
+    /// The variables a consumer reads for these resources (`DLQ_URL`, `LEDGER_TABLE`),
+    /// `USERS_TABLE` (`Users`, the table the `events/` fixtures name) and `MAX_CONCURRENCY`,
+    /// for `Env::from_pairs` in a test.
     pub fn env(&self, max_concurrency: usize) -> Vec<(String, String)> {
         vec![
+            (
+                "USERS_TABLE".to_owned(),
+                crate::fixtures::FIXTURE_USERS_TABLE.to_owned(),
+            ),
             ("DLQ_URL".to_owned(), self.dlq_url.clone()),
             ("LEDGER_TABLE".to_owned(), self.ledger_table.clone()),
             ("MAX_CONCURRENCY".to_owned(), max_concurrency.to_string()),

@@ -5,6 +5,10 @@ use std::path::PathBuf;
 
 pub use fanout_registry::workspace_root;
 
+/// The table every fixture in `events/` names (`eventSourceARN`, or `tableName` on Kinesis):
+/// a consumer under test reads it as its `USERS_TABLE`.
+pub const FIXTURE_USERS_TABLE: &str = "Users";
+
 /// The path of a fixture in `events/`.
 pub fn fixture_path(name: &str) -> PathBuf {
     workspace_root().join("events").join(name)

@@ -7,7 +7,10 @@
 //! - `PUT /{index}/_settings` with `{"index": {"gc_deletes": "2s"}}` (or `{"index.gc_deletes":
 //!   "2s"}`): how long a deleted document's version is remembered.
 //! - `DELETE /{index}/_doc/{id}?version=N&version_type=external`: the same rule; `404` when
-//!   there is no document.
+//!   there is no live document, and then, as OpenSearch does with external versions, the
+//!   deletion is still remembered at `N` (a tombstone), so an older write arriving after it is
+//!   refused.
+//! - External versions are longs: above `2^63 - 1`, `400` (as OpenSearch refuses them).
 //! - `GET /{index}/_doc/{id}`: the document and its `_version`, or `404`.
 //! - `PUT /{index}` with `{"mappings": {"dynamic": "strict", "properties": {…}}}`: documents
 //!   with other fields are refused with `400` `strict_dynamic_mapping_exception`.
@@ -132,6 +135,11 @@ fn injected_fault(store: &mut Store) -> Option<Reply> {
 
 fn external_version(query: &VersionQuery) -> Result<u64, Reply> {
     match (query.version_type.as_deref(), query.version) {
+        (Some("external"), Some(version)) if version > i64::MAX as u64 => Err(error(
+            StatusCode::BAD_REQUEST,
+            "action_request_validation_exception",
+            format!("illegal version value [{version}] for version type [EXTERNAL]"),
+        )),
         (Some("external"), Some(version)) => Ok(version),
         _ => Err(error(
             StatusCode::BAD_REQUEST,
@@ -225,26 +233,32 @@ async fn delete_document(
         Err(reply) => return reply,
     };
     let index_state = store.indices.entry(index.clone()).or_default();
-    match index_state.live(&id).cloned() {
-        Some(existing) if existing.version >= version => conflict(&id, existing.version, version),
-        Some(existing) if existing.source.is_some() => {
-            index_state.documents.insert(
-                id.clone(),
-                StoredDocument {
-                    version,
-                    source: None,
-                    deleted_at: Some(Instant::now()),
-                },
-            );
-            reply(
-                StatusCode::OK,
-                json!({"_index": index, "_id": id, "_version": version, "result": "deleted"}),
-            )
+    let existed = match index_state.live(&id) {
+        Some(existing) if existing.version >= version => {
+            return conflict(&id, existing.version, version);
         }
-        _ => reply(
+        Some(existing) => existing.source.is_some(),
+        None => false,
+    };
+    // Found or not, the deletion is remembered at its version until gc_deletes.
+    index_state.documents.insert(
+        id.clone(),
+        StoredDocument {
+            version,
+            source: None,
+            deleted_at: Some(Instant::now()),
+        },
+    );
+    if existed {
+        reply(
+            StatusCode::OK,
+            json!({"_index": index, "_id": id, "_version": version, "result": "deleted"}),
+        )
+    } else {
+        reply(
             StatusCode::NOT_FOUND,
-            json!({"_index": index, "_id": id, "result": "not_found"}),
-        ),
+            json!({"_index": index, "_id": id, "_version": version, "result": "not_found"}),
+        )
     }
 }
 

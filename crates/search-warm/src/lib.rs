@@ -1,10 +1,16 @@
 //! search-warm: keeps the OpenSearch `users` index in step with the `Users` table.
 //!
 //! Insert and modify upsert the user's document, remove deletes it, through the document API
-//! with `version_type=external`: the item's `version` is the document version (a delete uses
-//! `version + 1`, the removal being the next event after the last write). OpenSearch refuses a
-//! write whose version is not newer with `409`, so stale and repeated writes are no-ops and
-//! the index deduplicates by itself: no ledger entry.
+//! with `version_type=external`. OpenSearch refuses a write whose version is not newer with
+//! `409`, so stale and repeated writes are no-ops and the index deduplicates by itself: no
+//! ledger entry.
+//!
+//! The external version is a [`DocumentVersion`]: the change's creation time (microseconds)
+//! first, then the item's `version`. Not the item's `version` alone: a user deleted and created again starts
+//! again at a low version, and Kinesis may deliver the re-creation before the deletion; by
+//! time, the re-creation wins and the late deletion is a no-op, in any order and repetition.
+//! A deletion is remembered by the index (its tombstone) for `index.gc_deletes` (60 s by
+//! default); OpenSearch remembers a deletion even of a document it never had.
 //!
 //! - `https://` endpoints are Amazon OpenSearch Service: requests are SigV4-signed with the
 //!   function's credentials (service `es`, or `SEARCH_SIGNING_SERVICE=aoss` for Serverless).
@@ -14,11 +20,13 @@
 //! 429 and 5xx and transport errors are retryable; any other 4xx (a mapping error, say) can
 //! never succeed and is parked.
 //!
-//! A user deleted and re-created starts again at a low `version`, while the index remembers
-//! the deletion's version for `index.gc_deletes` (60 s by default): the new user's first write
-//! is refused with 409 although no document exists. So a 409 on an insert whose document is
-//! absent is not a duplicate: the write is tried again, within the record's time, until the
-//! tombstone is collected, and else fails as retryable (never counted as done).
+//! One case stays: DynamoDB Streams times are whole seconds, so a user deleted and created
+//! again within one second, with a `version` that did not grow past the deleted one's, meets
+//! the deletion's tombstone. A DynamoDB stream delivers an item's changes in order, so such an
+//! insert is the user's newest change: it is tried again, within the record's time, until the
+//! tombstone is collected, and else fails as retryable (never counted as done). On Kinesis
+//! (microseconds) and for an operator's resend, a refused insert with no live document is a
+//! change older than a deletion already applied: a duplicate.
 
 use std::time::{Duration, SystemTime};
 
@@ -28,8 +36,8 @@ use aws_sigv4::http_request::{
 };
 use aws_sigv4::sign::v4;
 use fanout_core::{
-    BatchProcessor, Change, ConfigError, ConsumerConfig, EffectCheck, EffectState, Env,
-    RecordError, RecordHandler, RecordInput, RecordOutcome, StreamView, TimeBudget, User,
+    BatchProcessor, Change, ChangeOrder, ConfigError, ConsumerConfig, EffectCheck, EffectState,
+    Env, RecordError, RecordHandler, RecordInput, RecordOutcome, RecordSource, StreamView, User,
 };
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
@@ -108,6 +116,9 @@ pub struct UserDocument<'a> {
     pub name: Option<&'a str>,
     pub plan: &'a str,
     pub updated_at: &'a str,
+    /// The item's `version` (the document's own version is a [`DocumentVersion`]): what
+    /// reconcile compares with the table.
+    pub version: u64,
 }
 
 impl<'a> UserDocument<'a> {
@@ -118,7 +129,89 @@ impl<'a> UserDocument<'a> {
             name: user.name.as_deref(),
             plan: user.plan.as_str(),
             updated_at: &user.updated_at,
+            version: user.version,
         }
+    }
+}
+
+/// The external version a change writes a user's document at: where the change sits in the
+/// user's history. The change's creation time in microseconds fills the high 52 bits (enough
+/// until the year 2112, as an OpenSearch version is a long), the item's `version` modulo 2^11
+/// the low [`DocumentVersion::ITEM_VERSION_BITS`]. Changes of one user so order by when they
+/// were made, across a delete and re-create whatever `version` restarts at. A deletion is one
+/// past the version it removes, so it orders after the item's last write.
+///
+/// Kinesis carries creation times to the microsecond (the tables stack asks for it; AWS
+/// documents them as the order of an item's changes), and DynamoDB serializes the writes of
+/// one item, so two changes of a user never share a microsecond. DynamoDB Streams carries
+/// whole seconds: there the item's `version` (modulo 10^6) stands in for the microseconds
+/// within the second, as the stream delivers an item's changes in order anyway.
+///
+/// ```
+/// use fanout_core::{ChangeOrder, RecordSource};
+/// use search_warm::DocumentVersion;
+/// let at = |micros: i64| ChangeOrder { created_micros: micros, version: None };
+/// let kinesis = RecordSource::Kinesis;
+/// // Deleted at version 7, created again 500 us later at version 1: the re-creation is newer.
+/// let deleted = DocumentVersion::of_deletion(at(1_763_892_000_000_000), kinesis, 7).unwrap();
+/// let created = DocumentVersion::of_write(at(1_763_892_000_000_500), kinesis, 1).unwrap();
+/// assert!(created > deleted);
+/// // On a DynamoDB stream (whole seconds), the item's version orders a second's writes.
+/// let stream = RecordSource::DynamoDbStream;
+/// let v2 = DocumentVersion::of_write(at(1_763_892_000_000_000), stream, 2).unwrap();
+/// let v3 = DocumentVersion::of_write(at(1_763_892_000_000_000), stream, 3).unwrap();
+/// assert!(v3 > v2);
+/// assert!(DocumentVersion::of_write(at(0), stream, 1).is_err(), "a change without a time");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DocumentVersion(u64);
+
+impl DocumentVersion {
+    /// Bits of the item's `version` below the creation time.
+    pub const ITEM_VERSION_BITS: u32 = 11;
+    /// The first microsecond that no longer fits an OpenSearch version (2^63 - 1).
+    const END_OF_MICROS: i64 = 1 << (63 - Self::ITEM_VERSION_BITS);
+
+    /// The version a write (insert or modify) of `item_version`, made at `order` and
+    /// delivered by `source`, carries.
+    pub fn of_write(
+        order: ChangeOrder,
+        source: RecordSource,
+        item_version: u64,
+    ) -> Result<Self, RecordError> {
+        Self::new(order, source, item_version)
+    }
+
+    /// The version the deletion of an item last at `item_version` carries.
+    pub fn of_deletion(
+        order: ChangeOrder,
+        source: RecordSource,
+        item_version: u64,
+    ) -> Result<Self, RecordError> {
+        Self::new(order, source, item_version.wrapping_add(1))
+    }
+
+    fn new(order: ChangeOrder, source: RecordSource, position: u64) -> Result<Self, RecordError> {
+        let mut micros = order.created_micros;
+        if micros <= 0 || micros >= Self::END_OF_MICROS - 1_000_000 {
+            return Err(RecordError::permanent(format!(
+                "the change's creation time ({micros} us since the epoch) is missing or out of \
+                 range: search-warm orders a user's documents by it"
+            )));
+        }
+        if source == RecordSource::DynamoDbStream {
+            // Whole seconds: the item's version stands in for the microseconds.
+            micros = micros - micros.rem_euclid(1_000_000) + (position % 1_000_000) as i64;
+        }
+        let low = position & ((1 << Self::ITEM_VERSION_BITS) - 1);
+        Ok(DocumentVersion(
+            ((micros as u64) << Self::ITEM_VERSION_BITS) | low,
+        ))
+    }
+
+    /// The number OpenSearch stores.
+    pub fn get(self) -> u64 {
+        self.0
     }
 }
 
@@ -202,34 +295,38 @@ impl SearchIndex {
         )
     }
 
-    fn document_url(&self, user_id: &str, version: u64) -> Result<Url, RecordError> {
+    fn document_url(&self, user_id: &str, version: DocumentVersion) -> Result<Url, RecordError> {
         let mut url = self.endpoint.clone();
         url.path_segments_mut()
             .map_err(|()| RecordError::permanent("search endpoint cannot be a base URL"))?
             .pop_if_empty()
             .extend([self.index.as_str(), "_doc", user_id]);
         url.query_pairs_mut()
-            .append_pair("version", &version.to_string())
+            .append_pair("version", &version.get().to_string())
             .append_pair("version_type", "external");
         Ok(url)
     }
 
-    /// Indexes `user` at its version.
-    pub async fn upsert(&self, user: &User) -> Result<RecordOutcome, RecordError> {
+    /// Indexes `user` at `version`.
+    pub async fn upsert(
+        &self,
+        user: &User,
+        version: DocumentVersion,
+    ) -> Result<RecordOutcome, RecordError> {
         let body = serde_json::to_vec(&UserDocument::of(user))
             .map_err(|e| RecordError::permanent(format!("serializing document: {e}")))?;
-        let url = self.document_url(&user.user_id, user.version)?;
+        let url = self.document_url(&user.user_id, version)?;
         let status = self.send(Method::PUT, url, body).await?;
         outcome("index", status, false)
     }
 
     /// Whether a live document of `user_id` exists (a deleted one's tombstone does not count).
     pub async fn exists(&self, user_id: &str) -> Result<bool, RecordError> {
-        Ok(self.document_version(user_id).await?.is_some())
+        Ok(self.document(user_id).await?.is_some())
     }
 
-    /// The version of the live document of `user_id`, if there is one.
-    pub async fn document_version(&self, user_id: &str) -> Result<Option<u64>, RecordError> {
+    /// The live document of `user_id`, if there is one: its `_source`.
+    pub async fn document(&self, user_id: &str) -> Result<Option<serde_json::Value>, RecordError> {
         let mut url = self.endpoint.clone();
         url.path_segments_mut()
             .map_err(|()| RecordError::permanent("search endpoint cannot be a base URL"))?
@@ -239,10 +336,10 @@ impl SearchIndex {
         match status {
             StatusCode::OK => serde_json::from_str::<serde_json::Value>(&body)
                 .ok()
-                .and_then(|doc| doc["_version"].as_u64())
+                .and_then(|mut doc| doc.get_mut("_source").map(serde_json::Value::take))
                 .map(Some)
                 .ok_or_else(|| {
-                    RecordError::Retryable("search get answered 200 without a _version".to_owned())
+                    RecordError::Retryable("search get answered 200 without a _source".to_owned())
                 }),
             StatusCode::NOT_FOUND => Ok(None),
             other => Err(RecordError::Retryable(format!(
@@ -251,20 +348,29 @@ impl SearchIndex {
         }
     }
 
-    /// Indexes a user that was just created: like [`SearchIndex::upsert`], but a 409 with no
-    /// live document is the tombstone of an earlier incarnation, tried again until collected.
+    /// Indexes a user that was just created: like [`SearchIndex::upsert`], but a refusal with
+    /// no live document (a deletion at this or a later version is remembered) is judged by
+    /// how the record came. Delivered in its item's order (a DynamoDB stream), nothing later
+    /// of the user has been applied: the deletion is of the user's previous incarnation, within
+    /// the same second, and the write is tried again until the tombstone is collected. Else
+    /// (Kinesis, an operator's resend) the deletion is a later change: a duplicate.
     pub async fn create(
         &self,
         user: &User,
-        time: &TimeBudget,
+        version: DocumentVersion,
+        input: &RecordInput,
     ) -> Result<RecordOutcome, RecordError> {
         loop {
-            match self.upsert(user).await? {
+            match self.upsert(user, version).await? {
                 RecordOutcome::Duplicate if !self.exists(&user.user_id).await? => {
-                    if !time.can_start() {
+                    if !input.delivered_in_order() {
+                        return Ok(RecordOutcome::Duplicate);
+                    }
+                    if !input.time.can_start() {
                         return Err(RecordError::Retryable(format!(
-                            "user {} was deleted and created again; the index still remembers the \
-                             deletion (index.gc_deletes) and refuses version {}",
+                            "user {} was deleted and created again within one second, at a \
+                             version no higher than the deleted one's; the index still remembers \
+                             the deletion (index.gc_deletes) and refuses version {}",
                             user.user_id, user.version
                         )));
                     }
@@ -276,9 +382,13 @@ impl SearchIndex {
         }
     }
 
-    /// Deletes the document of `user`, as the event after its last version.
-    pub async fn delete(&self, user: &User) -> Result<RecordOutcome, RecordError> {
-        let url = self.document_url(&user.user_id, user.version.saturating_add(1))?;
+    /// Deletes the document of `user` at `version` (see [`DocumentVersion::of_deletion`]).
+    pub async fn delete(
+        &self,
+        user: &User,
+        version: DocumentVersion,
+    ) -> Result<RecordOutcome, RecordError> {
+        let url = self.document_url(&user.user_id, version)?;
         let status = self.send(Method::DELETE, url, Vec::new()).await?;
         outcome("delete", status, true)
     }
@@ -420,27 +530,34 @@ pub struct SearchCheck {
 }
 
 impl SearchCheck {
+    /// The check of the documents in `index`.
+    pub fn new(index: SearchIndex) -> Self {
+        SearchCheck { index }
+    }
+
     pub fn from_config(
         aws: &aws_config::SdkConfig,
         config: &SearchWarmConfig,
     ) -> Result<Self, SearchSetupError> {
-        Ok(SearchCheck {
-            index: SearchIndex::from_config(aws, config)?,
-        })
+        Ok(SearchCheck::new(SearchIndex::from_config(aws, config)?))
     }
 }
 
 impl EffectCheck for SearchCheck {
+    /// Made when the document holds the item's current `version`; any other (older, or of an
+    /// earlier incarnation of a re-created user) is behind.
     async fn check(&self, user: &User) -> Result<EffectState, RecordError> {
-        Ok(match self.index.document_version(&user.user_id).await? {
+        Ok(match self.index.document(&user.user_id).await? {
             None => EffectState::Missing {
                 what: "no search document".to_owned(),
             },
-            Some(have) if have < user.version => EffectState::Behind {
-                have,
-                want: user.version,
+            Some(source) => match source["version"].as_u64() {
+                Some(have) if have == user.version => EffectState::Made,
+                have => EffectState::Behind {
+                    have: have.unwrap_or(0),
+                    want: user.version,
+                },
             },
-            Some(_) => EffectState::Made,
         })
     }
 }
@@ -451,12 +568,21 @@ impl RecordHandler for SearchWarm {
         let change = Change::<User>::from_record(record)?;
         match &change {
             Change::Insert { .. } => {
-                self.index
-                    .create(change.require_new(record)?, &input.time)
-                    .await
+                let user = change.require_new(record)?;
+                let version = DocumentVersion::of_write(input.order, input.source, user.version)?;
+                self.index.create(user, version, &input).await
             }
-            Change::Modify { .. } => self.index.upsert(change.require_new(record)?).await,
-            Change::Remove { .. } => self.index.delete(change.require_old(record)?).await,
+            Change::Modify { .. } => {
+                let user = change.require_new(record)?;
+                let version = DocumentVersion::of_write(input.order, input.source, user.version)?;
+                self.index.upsert(user, version).await
+            }
+            Change::Remove { .. } => {
+                let user = change.require_old(record)?;
+                let version =
+                    DocumentVersion::of_deletion(input.order, input.source, user.version)?;
+                self.index.delete(user, version).await
+            }
         }
     }
 }

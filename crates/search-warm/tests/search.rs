@@ -53,11 +53,12 @@ impl Setup {
             .unwrap()
     }
 
+    /// The item `version` the live document of `user_id` holds.
     fn version_of(&self, user_id: &str) -> Option<u64> {
         self.search
             .document(INDEX, user_id)
-            .filter(|d| d.source.is_some())
-            .map(|d| d.version)
+            .and_then(|d| d.source)
+            .and_then(|source| source["version"].as_u64())
     }
 }
 
@@ -74,8 +75,8 @@ async fn stale_version_after_newer_leaves_the_newer_document() {
         "version 2 after 3 is a 409 no-op"
     );
     assert!(report.response.batch_item_failures.is_empty());
+    assert_eq!(setup.version_of("u-7007"), Some(3));
     let doc = setup.search.document(INDEX, "u-7007").unwrap();
-    assert_eq!(doc.version, 3);
     assert_eq!(doc.source.unwrap()["updatedAt"], "2026-11-23T11:03:00Z");
 }
 
@@ -91,11 +92,13 @@ async fn repeat_is_a_no_op_and_the_document_holds_the_user() {
         vec![DUPLICATE]
     );
     let doc = setup.search.document(INDEX, "u-1001").unwrap();
-    assert_eq!(doc.version, 2);
+    // Its external version: the change's time (us; on a DynamoDB stream the version stands in
+    // for the microseconds of its whole second) over the item's version.
+    assert_eq!(doc.version, ((1_763_892_000_000_000 + 2) << 11) | 2);
     assert_eq!(
         doc.source.unwrap(),
         json!({"userId": "u-1001", "email": "u-1001@example.com", "name": "Ada Lovelace",
-               "plan": "pro", "updatedAt": "2026-11-23T10:02:00Z"})
+               "plan": "pro", "updatedAt": "2026-11-23T10:02:00Z", "version": 2})
     );
 }
 
@@ -307,6 +310,7 @@ fn config_requires_an_endpoint_and_refuses_plain_http_off_loopback() {
     let env = |endpoint: &str| {
         Env::from_pairs([
             ("DLQ_URL", "http://127.0.0.1:1/q"),
+            ("USERS_TABLE", "Users"),
             ("LEDGER_TABLE", "IdempotencyLedger"),
             ("SEARCH_ENDPOINT", endpoint),
         ])
@@ -337,6 +341,7 @@ fn config_requires_an_endpoint_and_refuses_plain_http_off_loopback() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_search-warm"))
         .env_clear()
         .env("DLQ_URL", "http://127.0.0.1:1/q")
+        .env("USERS_TABLE", "Users")
         .output()
         .unwrap();
     assert!(!output.status.success());
@@ -360,4 +365,174 @@ async fn kinesis_out_of_order_and_duplicated_changes_leave_the_newest_document()
     let late = setup.deliver("kinesis-user-upgrade-free-to-pro.json").await;
     assert_eq!(late.results, vec![DUPLICATE]);
     assert_eq!(setup.version_of("u-1001"), Some(3));
+}
+
+/// The records of `fixture`, one JSON value each.
+fn records_of(fixture: &str) -> Vec<serde_json::Value> {
+    let event: serde_json::Value = serde_json::from_str(&fixture_text(fixture)).unwrap();
+    event["Records"].as_array().unwrap().clone()
+}
+
+/// Every order of `items`.
+fn permutations<T: Clone>(items: &[T]) -> Vec<Vec<T>> {
+    if items.len() <= 1 {
+        return vec![items.to_vec()];
+    }
+    let mut all = Vec::new();
+    for i in 0..items.len() {
+        let mut rest = items.to_vec();
+        let first = rest.remove(i);
+        for mut tail in permutations(&rest) {
+            tail.insert(0, first.clone());
+            all.push(tail);
+        }
+    }
+    all
+}
+
+impl Setup {
+    async fn deliver_records(&self, records: &[serde_json::Value]) -> BatchReport {
+        self.processor
+            .run_value(
+                json!({ "Records": records }),
+                std::time::SystemTime::now() + Duration::from_secs(60),
+                Arc::clone(&self.handler),
+            )
+            .await
+            .unwrap()
+    }
+}
+
+/// u-3003 upgraded to pro at version 2, deleted, and created again at version 1 (free): on
+/// Kinesis, in every order, each record its own batch or all in one, and each delivered
+/// twice, the index ends holding the re-created user, as the table does.
+#[tokio::test]
+async fn kinesis_a_user_created_again_is_indexed_whatever_order_and_repeats_its_changes_come_in() {
+    let history = records_of("kinesis-user-created-again-before-its-delete.json");
+    for order in permutations(&history) {
+        let separately = Setup::new().await;
+        for record in order.iter().chain(order.iter()) {
+            let report = separately
+                .deliver_records(std::slice::from_ref(record))
+                .await;
+            assert!(
+                report.response.batch_item_failures.is_empty(),
+                "{:?}",
+                report.results
+            );
+        }
+        let together = Setup::new().await;
+        let doubled: Vec<_> = order.iter().chain(order.iter()).cloned().collect();
+        let report = together.deliver_records(&doubled).await;
+        assert!(
+            report.response.batch_item_failures.is_empty(),
+            "{:?}",
+            report.results
+        );
+        for setup in [&separately, &together] {
+            let doc = setup.search.document(INDEX, "u-3003").unwrap();
+            let source = doc.source.expect("the re-created user is in the index");
+            assert_eq!(
+                (source["version"].as_u64(), source["plan"].as_str()),
+                (Some(1), Some("free")),
+                "order {:?}",
+                order
+                    .iter()
+                    .map(|r| r["kinesis"]["sequenceNumber"].clone())
+                    .collect::<Vec<_>>()
+            );
+            assert!(setup.resources.parked().await.is_empty());
+        }
+    }
+}
+
+/// The same history in its true order, but the re-creation's changes lost before the deletion
+/// arrives: the deletion is newer than what the index holds, so the user is gone; a late
+/// insert of the old incarnation after the deletion is a no-op (OpenSearch remembers a
+/// deletion even of a document it never held).
+#[tokio::test]
+async fn kinesis_a_late_change_of_a_deleted_user_does_not_bring_it_back() {
+    let history = records_of("kinesis-user-created-again-before-its-delete.json");
+    let (modify, remove) = (&history[2], &history[1]);
+    let setup = Setup::new().await;
+    let report = setup.deliver_records(std::slice::from_ref(remove)).await;
+    assert_eq!(
+        report.results,
+        vec![DONE],
+        "a deletion of an unindexed user is done"
+    );
+    let report = setup.deliver_records(std::slice::from_ref(modify)).await;
+    assert_eq!(report.results, vec![DUPLICATE]);
+    assert_eq!(setup.version_of("u-3003"), None);
+}
+
+/// A DynamoDB stream record of `fixture` made `seconds_later` than the fixture's time.
+fn stream_record_at(fixture: &str, seconds_later: i64) -> serde_json::Value {
+    let mut record = records_of(fixture).remove(0);
+    let at = record["dynamodb"]["ApproximateCreationDateTime"]
+        .as_i64()
+        .unwrap();
+    record["dynamodb"]["ApproximateCreationDateTime"] = json!(at + seconds_later);
+    record
+}
+
+/// DynamoDB Streams, in order: inserted at 1, deleted, created again at 1 (restarted) or at 2
+/// (continued), in later seconds; each change delivered in order and the whole history
+/// delivered again (a redelivery from an earlier failure). The index ends as the table.
+#[tokio::test]
+async fn stream_a_user_deleted_and_created_again_in_a_later_second_is_indexed_at_once() {
+    for created_again_at in [1, 2] {
+        let setup = Setup::new().await;
+        let mut again = stream_record_at("user-insert-enterprise.json", 2);
+        again["dynamodb"]["NewImage"]["version"] = json!({"N": created_again_at.to_string()});
+        again["dynamodb"]["NewImage"]["plan"] = json!({"S": "pro"});
+        let history = vec![
+            stream_record_at("user-insert-enterprise.json", 0),
+            stream_record_at("user-remove.json", 1),
+            again,
+        ];
+        let began = std::time::Instant::now();
+        for record in &history {
+            let report = setup.deliver_records(std::slice::from_ref(record)).await;
+            assert_eq!(report.results, vec![DONE]);
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(5),
+            "no wait for a tombstone: the re-creation is newer by time"
+        );
+        let report = setup.deliver_records(&history).await;
+        assert!(
+            report.response.batch_item_failures.is_empty(),
+            "{:?}",
+            report.results
+        );
+        assert_eq!(setup.version_of("u-2002"), Some(created_again_at));
+        let doc = setup.search.document(INDEX, "u-2002").unwrap();
+        assert_eq!(doc.source.unwrap()["plan"], "pro");
+    }
+}
+
+#[tokio::test]
+async fn reconcile_check_compares_the_items_version_with_the_documents() {
+    use fanout_core::{EffectCheck, EffectState, User};
+    let setup = Setup::new().await;
+    let check = search_warm::SearchCheck::new(
+        SearchIndex::local(setup.search.endpoint().parse().unwrap(), INDEX).unwrap(),
+    );
+    let user = |version: u64| -> User {
+        serde_json::from_value(json!({"userId": "u-1001", "email": "u-1001@example.com",
+            "plan": "pro", "version": version, "updatedAt": "2026-11-23T10:02:00Z"}))
+        .unwrap()
+    };
+    assert!(matches!(
+        check.check(&user(2)).await.unwrap(),
+        EffectState::Missing { .. }
+    ));
+    setup.deliver("user-upgrade-free-to-pro.json").await;
+    assert_eq!(check.check(&user(2)).await.unwrap(), EffectState::Made);
+    // Created again at version 1 while the index holds the earlier incarnation's version 2.
+    assert_eq!(
+        check.check(&user(1)).await.unwrap(),
+        EffectState::Behind { have: 2, want: 1 }
+    );
 }

@@ -308,11 +308,12 @@ async fn at_info_success_is_silent_and_a_parked_record_is_named() {
 fn missing_variable_fails_the_cold_start_naming_it() {
     let full = [
         ("DLQ_URL", "http://127.0.0.1:1/q"),
+        ("USERS_TABLE", "Users"),
         ("LEDGER_TABLE", "EffectLedger"),
         ("FROM_ADDRESS", "welcome@fanout.example"),
     ];
     assert!(welcome_email::WelcomeEmailConfig::from_env(&Env::from_pairs(full)).is_ok());
-    for missing in ["DLQ_URL", "LEDGER_TABLE", "FROM_ADDRESS"] {
+    for missing in ["USERS_TABLE", "DLQ_URL", "LEDGER_TABLE", "FROM_ADDRESS"] {
         let env = Env::from_pairs(full.into_iter().filter(|(k, _)| *k != missing));
         let err = welcome_email::WelcomeEmailConfig::from_env(&env).unwrap_err();
         assert_eq!(
@@ -324,6 +325,7 @@ fn missing_variable_fails_the_cold_start_naming_it() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_welcome-email"))
         .env_clear()
         .env("DLQ_URL", "http://127.0.0.1:1/q")
+        .env("USERS_TABLE", "Users")
         .env("LEDGER_TABLE", "EffectLedger")
         .output()
         .unwrap();
@@ -342,6 +344,7 @@ fn a_stream_view_without_old_images_fails_the_cold_start_naming_both_views() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_welcome-email"))
         .env_clear()
         .env("DLQ_URL", "http://127.0.0.1:1/q")
+        .env("USERS_TABLE", "Users")
         .env("LEDGER_TABLE", "EffectLedger")
         .env("FROM_ADDRESS", "welcome@fanout.example")
         .env("STREAM_VIEW_TYPE", "NEW_IMAGE")
@@ -357,6 +360,7 @@ fn a_stream_view_without_old_images_fails_the_cold_start_naming_both_views() {
     );
     let full = [
         ("DLQ_URL", "http://127.0.0.1:1/q"),
+        ("USERS_TABLE", "Users"),
         ("LEDGER_TABLE", "EffectLedger"),
         ("FROM_ADDRESS", "welcome@fanout.example"),
         ("STREAM_VIEW_TYPE", "NEW_AND_OLD_IMAGES"),

@@ -348,8 +348,13 @@ pub async fn observe(
     observed.search_documents = search
         .documents("users")
         .iter()
-        .map(|(id, version, source)| {
-            format!("{id} v{version} {}", source["plan"].as_str().unwrap_or("?"))
+        // The item's version, which the document carries (its own is a DocumentVersion).
+        .map(|(id, _, source)| {
+            format!(
+                "{id} v{} {}",
+                source["version"].as_u64().unwrap_or_default(),
+                source["plan"].as_str().unwrap_or("?")
+            )
         })
         .collect();
     observed.audit_rows.clear();
