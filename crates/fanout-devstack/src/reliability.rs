@@ -57,8 +57,30 @@ pub enum Drive {
     Poison,
     /// Every batch goes to two processes of the consumer at once.
     Overlapping,
-    /// The event is invoked directly (not through the mapping).
-    Invoke(Value),
+    /// The events are invoked directly (not through the mapping), one after another. Their
+    /// records are of the table the fixtures name (`Users`), which the function reads.
+    Invoke(Vec<Value>),
+}
+
+/// The function's timing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timing {
+    /// The registry's timeout and record budget.
+    Registry,
+    /// A 6 s timeout and a 2 s record budget.
+    Short,
+    /// A 6 s timeout and a 10 s record budget: no record can ever start (a hand deploy, or a
+    /// timeout lowered after the budget was set).
+    BudgetOverTimeout,
+}
+
+/// Where the mapping sends the record of a batch it gives up on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFailure {
+    /// The consumer's DLQ, as deployed.
+    Dlq,
+    /// A destination that refuses it (its queue deleted): Lambda drops the batch.
+    Refused,
 }
 
 /// One scenario.
@@ -70,10 +92,24 @@ pub struct Scenario {
     /// Faults, in front of a service.
     pub faults: Vec<(Upstream, RuleFor)>,
     pub drive: Drive,
-    /// Short function timing (6 s timeout, 2 s record budget) instead of the registry's.
-    pub short_timing: bool,
+    pub timing: Timing,
+    pub on_failure: OnFailure,
     /// The effects it should make.
     pub expect: Expect,
+    /// Users whose records must not be acted on: any effect naming one is counted.
+    pub untouched: &'static [&'static str],
+}
+
+impl Scenario {
+    fn with_on_failure(mut self, on_failure: OnFailure) -> Self {
+        self.on_failure = on_failure;
+        self
+    }
+
+    fn with_untouched(mut self, users: &'static [&'static str]) -> Self {
+        self.untouched = users;
+        self
+    }
 }
 
 /// The effects a scenario should make.
@@ -90,6 +126,8 @@ pub enum Expect {
         email: &'static str,
         unjudgeable_by: &'static [&'static str],
     },
+    /// Only these effects, per consumer: `(consumer, effect)` pairs.
+    Listed(&'static [(&'static str, &'static str)]),
 }
 
 impl Expect {
@@ -107,6 +145,11 @@ impl Expect {
                 "search-warm" => ["u1 v2 pro".to_owned()].into(),
                 _ => ["u1 INSERT".to_owned(), "u1 MODIFY".to_owned()].into(),
             },
+            Expect::Listed(effects) => effects
+                .iter()
+                .filter(|(who, _)| *who == consumer)
+                .map(|(_, effect)| (*effect).to_owned())
+                .collect(),
             Expect::Upgrade {
                 user,
                 email,
@@ -181,8 +224,16 @@ pub struct Row {
     pub in_dlq: usize,
     pub lost: usize,
     pub doubled: usize,
+    /// Effects made for a user whose records must not be acted on ([`Scenario::untouched`]).
+    pub unexpected: usize,
     pub parked: usize,
     pub on_failure: usize,
+    /// Records the mapping dropped (its on-failure destination refused them).
+    pub dropped: usize,
+    /// The alarms the run's signals raise: how an operator hears of what happened.
+    pub alarms: Vec<&'static str>,
+    /// ERROR lines the function processes logged.
+    pub logged_errors: usize,
     pub progressed: bool,
     /// Invocations that failed as a whole (crash, timeout, unreadable event).
     pub function_errors: usize,
@@ -212,13 +263,15 @@ fn large_item(bytes: usize) -> Value {
 pub fn scenarios() -> Vec<Scenario> {
     use Drive::*;
     use Expect::*;
-    let s = |name, consumers, faults, drive, short_timing, expect| Scenario {
+    let s = |name, consumers, faults, drive, timing, expect| Scenario {
         name,
         consumers,
         faults,
         drive,
-        short_timing,
+        timing,
+        on_failure: OnFailure::Dlq,
         expect,
+        untouched: &[],
     };
     let effect = |calls, fault| RuleFor::Effect(calls, fault);
     let op = |name, calls, fault| RuleFor::Operation(name, calls, fault);
@@ -231,7 +284,7 @@ pub fn scenarios() -> Vec<Scenario> {
     let slow = Fault::Latency(Duration::from_secs(8));
     let overlap = Fault::Latency(Duration::from_secs(2));
     vec![
-        s("no fault", ALL, vec![], Writes, false, Standard),
+        s("no fault", ALL, vec![], Writes, Timing::Registry, Standard),
         s(
             "ledger claim throttled beyond the SDK's retries",
             LEDGER_OPS,
@@ -240,7 +293,7 @@ pub fn scenarios() -> Vec<Scenario> {
                 op("PutItem", Calls::First(4), Fault::dynamodb_throttle()),
             )],
             Writes,
-            false,
+            Timing::Registry,
             Standard,
         ),
         s(
@@ -251,7 +304,7 @@ pub fn scenarios() -> Vec<Scenario> {
                 effect(Calls::Nth(1), Fault::Status(500)),
             )],
             Writes,
-            false,
+            Timing::Registry,
             Standard,
         ),
         s(
@@ -262,7 +315,7 @@ pub fn scenarios() -> Vec<Scenario> {
                 effect(Calls::Nth(1), Fault::DropResponse),
             )],
             Writes,
-            false,
+            Timing::Registry,
             Standard,
         ),
         s(
@@ -273,7 +326,7 @@ pub fn scenarios() -> Vec<Scenario> {
                 effect(Calls::Every, Fault::DropResponse),
             )],
             Writes,
-            false,
+            Timing::Registry,
             Standard,
         ),
         s(
@@ -281,7 +334,7 @@ pub fn scenarios() -> Vec<Scenario> {
             ALL,
             vec![(Upstream::Services, RuleFor::EffectRefused(Calls::Nth(1)))],
             Writes,
-            false,
+            Timing::Registry,
             Standard,
         ),
         s(
@@ -298,7 +351,7 @@ pub fn scenarios() -> Vec<Scenario> {
                 ),
             )],
             Writes,
-            false,
+            Timing::Registry,
             Standard,
         ),
         s(
@@ -309,7 +362,7 @@ pub fn scenarios() -> Vec<Scenario> {
                 op("UpdateItem", Calls::Nth(1), Fault::Status(500)),
             )],
             Writes,
-            false,
+            Timing::Registry,
             Standard,
         ),
         s(
@@ -320,7 +373,7 @@ pub fn scenarios() -> Vec<Scenario> {
                 op("UpdateItem", Calls::Every, Fault::Status(500)),
             )],
             RedeliverAfterLease,
-            true,
+            Timing::Short,
             Standard,
         ),
         s(
@@ -328,7 +381,7 @@ pub fn scenarios() -> Vec<Scenario> {
             LEDGER_OPS,
             vec![(Upstream::Services, effect(Calls::Nth(1), Fault::Hold))],
             KillWhenHeld,
-            false,
+            Timing::Registry,
             Standard,
         ),
         s(
@@ -339,7 +392,7 @@ pub fn scenarios() -> Vec<Scenario> {
                 op("UpdateItem", Calls::Nth(1), Fault::Hold),
             )],
             KillWhenHeld,
-            false,
+            Timing::Registry,
             Standard,
         ),
         s(
@@ -356,7 +409,7 @@ pub fn scenarios() -> Vec<Scenario> {
                 ),
             ],
             Writes,
-            true,
+            Timing::Short,
             Standard,
         ),
         s(
@@ -367,7 +420,7 @@ pub fn scenarios() -> Vec<Scenario> {
                 op("SendMessage", Calls::First(3), Fault::Status(503)),
             )],
             Poison,
-            false,
+            Timing::Registry,
             Nothing,
         ),
         s(
@@ -375,7 +428,7 @@ pub fn scenarios() -> Vec<Scenario> {
             ALL,
             vec![(Upstream::Services, effect(Calls::Nth(1), slow))],
             Writes,
-            true,
+            Timing::Short,
             Standard,
         ),
         s(
@@ -383,7 +436,7 @@ pub fn scenarios() -> Vec<Scenario> {
             ALL,
             vec![(Upstream::Services, effect(Calls::First(2), overlap))],
             Overlapping,
-            false,
+            Timing::Registry,
             Standard,
         ),
         s(
@@ -391,66 +444,131 @@ pub fn scenarios() -> Vec<Scenario> {
             POISONABLE,
             vec![],
             PoisonRedelivered,
-            false,
+            Timing::Registry,
             Standard,
         ),
         s(
             "not a DynamoDB event",
             ALL,
             vec![],
-            Invoke(fixture("malformed/not-a-dynamodb-event.json")),
-            false,
+            Invoke(vec![fixture("malformed/not-a-dynamodb-event.json")]),
+            Timing::Registry,
             Nothing,
         ),
         s(
             "a record without `dynamodb` beside a good one",
             ALL,
             vec![],
-            Invoke(fixture("malformed/record-without-dynamodb.json")),
-            false,
+            Invoke(vec![fixture("malformed/record-without-dynamodb.json")]),
+            Timing::Registry,
             upgrade("u-1002", "u-1002@example.com", &[]),
         ),
         s(
             "a record without SequenceNumber",
             ALL,
             vec![],
-            Invoke(fixture("malformed/record-without-sequence-number.json")),
-            false,
+            Invoke(vec![fixture(
+                "malformed/record-without-sequence-number.json",
+            )]),
+            Timing::Registry,
             u1001(&[]),
         ),
         s(
             "a KEYS_ONLY record",
             ALL,
             vec![],
-            Invoke(fixture("user-upgrade-keys-only.json")),
-            false,
+            Invoke(vec![fixture("user-upgrade-keys-only.json")]),
+            Timing::Registry,
             u1001(&["welcome-email", "crm-sync", "search-warm"]),
         ),
         s(
             "a NEW_IMAGE-only record",
             ALL,
             vec![],
-            Invoke(fixture("user-upgrade-new-image-only.json")),
-            false,
+            Invoke(vec![fixture("user-upgrade-new-image-only.json")]),
+            Timing::Registry,
             u1001(&["welcome-email", "crm-sync"]),
         ),
         s(
             "a 390 KB item",
             ALL,
             vec![],
-            Invoke(large_item(390 * 1024)),
-            false,
+            Invoke(vec![large_item(390 * 1024)]),
+            Timing::Registry,
             u1001(&[]),
         ),
         s(
             "unicode and emoji in every string field",
             ALL,
             vec![],
-            Invoke(fixture("user-upgrade-unicode.json")),
-            false,
+            Invoke(vec![fixture("user-upgrade-unicode.json")]),
+            Timing::Registry,
             upgrade("ü-1001-用户-🦀", "zoe.nunez@example.com", &[]),
         ),
+        s(
+            "a user created again, delivered before its delete and its older upgrade (Kinesis), each twice",
+            &["search-warm"],
+            vec![],
+            Invoke(each_record_twice(
+                "kinesis-user-created-again-before-its-delete.json",
+            )),
+            Timing::Registry,
+            Listed(&[("search-warm", "u-3003 v1 free")]),
+        ),
+        s(
+            "changes of another table (Kinesis and stream) beside one of Users",
+            ALL,
+            vec![],
+            Invoke(vec![foreign_beside_users()]),
+            Timing::Registry,
+            u1001(&[]),
+        )
+        .with_untouched(&["u-9008", "u-9009"]),
+        s(
+            "a record budget larger than the invocation's time",
+            ALL,
+            vec![],
+            Writes,
+            Timing::BudgetOverTimeout,
+            Standard,
+        ),
+        s(
+            "the OnFailure destination refuses a batch given up on",
+            ALL,
+            vec![],
+            Writes,
+            Timing::BudgetOverTimeout,
+            Standard,
+        )
+        .with_on_failure(OnFailure::Refused),
     ]
+}
+
+/// Each record of `fixture` as an event of its own, in the fixture's order, and then all of
+/// them again: every delivery Kinesis may make of them, twice.
+fn each_record_twice(fixture_name: &str) -> Vec<Value> {
+    let records = fixture(fixture_name)["Records"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let once = records.into_iter().map(|r| json!({ "Records": [r] }));
+    once.clone().chain(once).collect()
+}
+
+/// One batch: `foreign-table-upgrades.json`'s changes of UsersArchive (a Kinesis record and a
+/// stream record), then `user-upgrade-free-to-pro.json`'s upgrade of u-1001 in Users.
+fn foreign_beside_users() -> Value {
+    let mut records = fixture("foreign-table-upgrades.json")["Records"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    records.extend(
+        fixture("user-upgrade-free-to-pro.json")["Records"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default(),
+    );
+    json!({ "Records": records })
 }
 
 /// One consumer's rig for one scenario.
@@ -466,6 +584,8 @@ struct Rig {
     function_timeout: Duration,
     /// The function processes' log files.
     logs: Vec<std::path::PathBuf>,
+    /// Records the mapping dropped so far.
+    dropped: usize,
 }
 
 /// The invoker the mapping drives: one process, or two at once; remembers every batch.
@@ -541,13 +661,19 @@ impl Rig {
         }
 
         let mut values = local.values(proxies["search"].endpoint());
-        if scenario.short_timing {
-            values.set("RECORD_BUDGET_SECONDS", "2");
+        if matches!(scenario.drive, Drive::Invoke(_)) {
+            // The invoked fixtures' records are of `Users`, not of this rig's table.
+            values.set("USERS_TABLE", fanout_testkit::fixtures::FIXTURE_USERS_TABLE);
         }
         let mut env = values.env_for(&entry, &dlq_url)?;
-        if scenario.short_timing {
+        let (timeout, budget) = match scenario.timing {
+            Timing::Registry => (None, None),
+            Timing::Short => (Some(6), Some(2)),
+            Timing::BudgetOverTimeout => (Some(6), Some(10)),
+        };
+        if let Some(budget) = budget {
             env.retain(|(k, _)| k != "RECORD_BUDGET_SECONDS");
-            env.push(("RECORD_BUDGET_SECONDS".to_owned(), "2".to_owned()));
+            env.push(("RECORD_BUDGET_SECONDS".to_owned(), budget.to_string()));
         }
         let services = proxies["services"].endpoint();
         for (variable, value) in [
@@ -570,8 +696,8 @@ impl Rig {
             let log = log_dir.join(format!("{}-{run}-{copy}.log", entry.crate_name));
             logs.push(log.clone());
             let mut config = function_config(&entry, functions_dir, env.clone(), Some(log));
-            if scenario.short_timing {
-                config.timeout = Duration::from_secs(6);
+            if let Some(timeout) = timeout {
+                config.timeout = Duration::from_secs(timeout);
             }
             function_timeout = config.timeout;
             hosts.push(Arc::new(RuntimeApiHost::start(config).await?));
@@ -585,11 +711,20 @@ impl Rig {
             max_batching_window: Duration::ZERO,
             ..MappingSettings::from_json(entry.event_source_mapping())?
         };
+        let on_failure_url = match scenario.on_failure {
+            OnFailure::Dlq => dlq_url.clone(),
+            OnFailure::Refused => {
+                // A queue that existed and is gone: SQS refuses every message sent to it.
+                let gone = create_queue(&sqs, &format!("gone-{run}")).await?;
+                sqs.delete_queue().queue_url(&gone).send().await?;
+                gone
+            }
+        };
         let mapping = LocalMapping::new(
             &aws,
             &local.stream_arn,
             &entry.crate_name,
-            &dlq_url,
+            &on_failure_url,
             settings,
             Arc::clone(&recording),
         )
@@ -605,6 +740,7 @@ impl Rig {
             recording,
             function_timeout,
             logs,
+            dropped: 0,
         })
     }
 
@@ -637,8 +773,9 @@ impl Rig {
 
     async fn deliver(&mut self) -> Result<(), DemoError> {
         // Until idle twice: a retry may still be running when the stream looks idle.
-        self.mapping.poll_until_idle().await?;
-        self.mapping.poll_until_idle().await?;
+        for _ in 0..2 {
+            self.dropped += self.mapping.poll_until_idle().await?.dropped;
+        }
         Ok(())
     }
 
@@ -679,8 +816,13 @@ impl Rig {
                 .search
                 .documents("users")
                 .iter()
-                .map(|(id, version, source)| {
-                    format!("{id} v{version} {}", source["plan"].as_str().unwrap_or("?"))
+                // The item's version, which the document carries.
+                .map(|(id, _, source)| {
+                    format!(
+                        "{id} v{} {}",
+                        source["version"].as_u64().unwrap_or_default(),
+                        source["plan"].as_str().unwrap_or("?")
+                    )
                 })
                 .collect(),
             _ => {
@@ -720,12 +862,12 @@ impl Rig {
         Ok((parked.len(), bodies.len() - parked.len(), in_errors))
     }
 
-    /// Personal data in everything the function processes logged.
-    fn personal_data_in_logs(&self) -> usize {
+    /// Everything the function processes logged.
+    fn logged(&self) -> String {
         self.logs
             .iter()
-            .map(|log| personal_data_in(&std::fs::read_to_string(log).unwrap_or_default()))
-            .sum()
+            .map(|log| std::fs::read_to_string(log).unwrap_or_default())
+            .collect()
     }
 }
 
@@ -760,7 +902,7 @@ pub async fn run_row(
                 host.kill();
             };
             let (delivered, ()) = tokio::join!(rig.mapping.poll_until_idle(), killer);
-            delivered?;
+            rig.dropped += delivered?.dropped;
             rig.deliver().await?;
         }
         Drive::RedeliverAfterLease => {
@@ -785,8 +927,10 @@ pub async fn run_row(
             rig.deliver().await?;
             rig.redeliver_all().await?;
         }
-        Drive::Invoke(event) => {
-            let _ = rig.recording.invoke(event.clone()).await;
+        Drive::Invoke(events) => {
+            for event in events {
+                let _ = rig.recording.invoke(event.clone()).await;
+            }
         }
     }
     let progressed = match &scenario.drive {
@@ -795,7 +939,12 @@ pub async fn run_row(
     };
     let made_list = rig.effects().await?;
     let (parked, on_failure, personal_in_errors) = rig.dlq().await?;
-    let personal_data = personal_in_errors + rig.personal_data_in_logs();
+    let logged = rig.logged();
+    let personal_data = personal_in_errors + personal_data_in(&logged);
+    let logged_errors = logged
+        .lines()
+        .filter(|line| line.contains("\"level\":\"ERROR\""))
+        .count();
     let expected = scenario.expect.effects(&consumer);
     let made: BTreeSet<String> = made_list
         .iter()
@@ -812,6 +961,11 @@ pub async fn run_row(
         .lock()
         .map(|e| *e)
         .unwrap_or(0);
+    let unexpected = made_list
+        .iter()
+        .filter(|e| scenario.untouched.iter().any(|user| e.contains(user)))
+        .count();
+    let alarms = raised_alarms(rig.dropped, parked, on_failure, function_errors);
     Ok(Row {
         scenario: scenario.name.to_owned(),
         consumer,
@@ -821,22 +975,51 @@ pub async fn run_row(
         lost: unmade - in_dlq,
         // Effects made more than once (search-warm's are document states: never repeated).
         doubled: made_list.len() - made_list.iter().collect::<BTreeSet<_>>().len(),
+        unexpected,
         parked,
         on_failure,
+        dropped: rig.dropped,
+        alarms,
+        logged_errors,
         progressed,
         function_errors,
         personal_data,
     })
 }
 
+/// The alarms a deployment raises on what a run shows (README "When an alarm fires"): records
+/// the mapping dropped page (`DroppedEvents`); records in the DLQ (`DlqNotEmpty`), parked ones
+/// (`RecordsParked`) and whole invocations failing (`FunctionErrors`) open a ticket.
+pub fn raised_alarms(
+    dropped: usize,
+    parked: usize,
+    on_failure: usize,
+    function_errors: usize,
+) -> Vec<&'static str> {
+    let mut alarms = Vec::new();
+    if dropped > 0 {
+        alarms.push("DroppedEvents (page)");
+    }
+    if parked + on_failure > 0 {
+        alarms.push("DlqNotEmpty");
+    }
+    if parked > 0 {
+        alarms.push("RecordsParked");
+    }
+    if function_errors > 0 {
+        alarms.push("FunctionErrors");
+    }
+    alarms
+}
+
 /// The table of rows, Markdown.
 pub fn table(rows: &[Row]) -> String {
     let mut out = String::from(
-        "| scenario | consumer | expected | made | in DLQ | lost | doubled | parked | on-failure | function errors | shard progressed | personal data in logs and errors |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| scenario | consumer | expected | made | in DLQ | lost | doubled | acted on unbidden | parked | on-failure | dropped | function errors | shard progressed | alarms raised | personal data in logs and errors |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for row in rows {
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             row.scenario,
             row.consumer,
             row.expected,
@@ -844,10 +1027,17 @@ pub fn table(rows: &[Row]) -> String {
             row.in_dlq,
             row.lost,
             row.doubled,
+            row.unexpected,
             row.parked,
             row.on_failure,
+            row.dropped,
             row.function_errors,
             if row.progressed { "yes" } else { "NO" },
+            if row.alarms.is_empty() {
+                "none".to_owned()
+            } else {
+                row.alarms.join(", ")
+            },
             row.personal_data
         ));
     }

@@ -11,7 +11,10 @@
 //! - BisectBatchOnFunctionError: a batch whose invocation fails is split in two and each half
 //!   retried, without consuming retry attempts;
 //! - MaximumRetryAttempts and MaximumRecordAgeInSeconds: then the batch is discarded and an
-//!   on-failure record with `DDBStreamBatchInfo` (the shape Lambda sends) goes to the DLQ;
+//!   on-failure record with `DDBStreamBatchInfo` (the shape Lambda sends) goes to the DLQ; when
+//!   the destination refuses it (queue gone, key disabled, policy wrong), Lambda drops the
+//!   records all the same and counts them in the mapping's `DroppedEventCount`
+//!   ([`PollReport::dropped`]);
 //! - one batch in flight per shard (parallelization factor 1), so per-key order holds.
 //!
 //! With [`RecordShape::Kinesis`] the same stream is delivered as a mapping on the table's
@@ -42,8 +45,6 @@ pub enum MappingError {
         operation: &'static str,
         message: String,
     },
-    #[error("sending the on-failure record to {queue_url}: {message}")]
-    OnFailure { queue_url: String, message: String },
 }
 
 /// What happened to one invocation, for tests and the demo's report.
@@ -76,6 +77,9 @@ pub struct PollReport {
     pub invocations: Vec<Invocation>,
     pub filtered_out: usize,
     pub discarded: Vec<Discarded>,
+    /// Records discarded whose on-failure record the destination refused: gone, as Lambda's
+    /// `DroppedEventCount` counts them.
+    pub dropped: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -202,6 +206,7 @@ impl<I: Invoke> LocalMapping<I> {
             total.invocations.extend(report.invocations);
             total.filtered_out += report.filtered_out;
             total.discarded.extend(report.discarded);
+            total.dropped += report.dropped;
             if idle {
                 return Ok(total);
             }
@@ -444,16 +449,19 @@ impl<I: Invoke> LocalMapping<I> {
             last,
             batch.len(),
         );
-        self.sqs
+        let sent = self
+            .sqs
             .send_message()
             .queue_url(&self.on_failure_queue_url)
             .message_body(body.to_string())
             .send()
-            .await
-            .map_err(|e| MappingError::OnFailure {
-                queue_url: self.on_failure_queue_url.clone(),
-                message: format!("{e:?}"),
-            })?;
+            .await;
+        if let Err(err) = sent {
+            // Lambda moves on without the record: the batch is dropped, and counted.
+            tracing::error!(queue_url = %self.on_failure_queue_url, error = ?err, records = batch.len(),
+                "the on-failure destination refused the record; the batch is dropped (DroppedEventCount)");
+            report.dropped += batch.len();
+        }
         self.checkpoint(shard_id, &last.sequence_number);
         report.discarded.push(Discarded {
             condition,

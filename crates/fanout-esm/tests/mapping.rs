@@ -385,6 +385,39 @@ async fn retry_attempts_are_bounded_without_bisect() {
 }
 
 #[tokio::test]
+async fn a_batch_whose_on_failure_record_is_refused_is_dropped_and_counted() {
+    let setup = Setup::new().await;
+    for user in users(3) {
+        setup.put(&user, "free", 1).await;
+    }
+    // The destination queue is gone: Lambda drops the batch and counts DroppedEventCount.
+    aws_sdk_sqs::Client::new(&setup.aws)
+        .delete_queue()
+        .queue_url(&setup.dlq_url)
+        .send()
+        .await
+        .unwrap();
+    let function = Scripted::new(|_, _| {
+        Err(InvokeError::Function {
+            error_type: "Unhandled".into(),
+            message: "always down".into(),
+        })
+    });
+    let no_bisect = MappingSettings {
+        bisect_batch_on_function_error: false,
+        maximum_retry_attempts: 1,
+        ..settings()
+    };
+    let mut mapping = setup.mapping(no_bisect, function.clone());
+    let report = mapping.poll().await.unwrap();
+    assert_eq!(report.discarded.len(), 1);
+    assert_eq!(report.dropped, 3);
+    assert_eq!(function.calls().len(), 2);
+    // The shard moved on past the dropped batch.
+    assert!(mapping.poll().await.unwrap().invocations.is_empty());
+}
+
+#[tokio::test]
 async fn records_older_than_the_maximum_age_are_discarded_undelivered() {
     let setup = Setup::new().await;
     setup.put("old", "free", 1).await;
