@@ -263,11 +263,28 @@ async fn a_parked_record_is_redriven_once_the_target_is_fixed_and_never_twice() 
     let parked = stage.dlq_bodies("welcome-email").await;
     assert_eq!(parked.len(), 1, "one parked record: {parked:?}");
 
-    // --dry-run says what it would send, and sends nothing.
+    // --dry-run says what it would send and why it was parked, and sends nothing.
     let (code, report) = stage.redrive("welcome-email", &["--dry-run"]);
     assert_eq!(code, 0);
     assert_eq!(outcomes(&report), ["dry-run"]);
     assert_eq!(report["messages"][0]["records"], 1);
+    let reason = report["messages"][0]["parkedReason"].as_str().unwrap();
+    assert!(reason.contains("BadRequestException"), "{reason}");
+    assert!(!reason.contains("ada@example.com"), "scrubbed: {reason}");
+    let (code, text, _) = stage.ops(&[
+        "redrive",
+        "welcome-email",
+        "--dry-run",
+        "--function-name",
+        "welcome-email",
+        "--dlq-url",
+        stage.dlq("welcome-email"),
+    ]);
+    assert_eq!(code, 0);
+    assert!(
+        text.contains("BadRequestException"),
+        "the summary shows why: {text}"
+    );
     assert_eq!(stage.emails_to("ada").await, 0);
 
     // Still refused: reported failed, kept, and not parked a second time.
@@ -550,6 +567,113 @@ async fn bad_input_is_named_and_deletes_nothing() {
         1,
         "nothing was deleted"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn discard_takes_out_only_the_parked_records_it_is_told_and_says_what_they_were() {
+    let mut stage = Stage::new(&["search-warm"], None).await;
+    // A strict index that does not know `name`: every document is refused (400), parked.
+    reqwest::Client::new()
+        .put(format!("{}/users", stage.local.search.endpoint()))
+        .json(&json!({"mappings": {"dynamic": "strict", "properties": {
+            "userId": {"type": "keyword"}}}}))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    for (user, version) in [("ann", 1), ("bea", 1), ("cy", 1)] {
+        stage.put(user, "free", version).await;
+    }
+    stage.deliver("search-warm").await;
+    let parked = stage.dlq_bodies("search-warm").await;
+    assert_eq!(parked.len(), 3, "{parked:?}");
+    // Each parked record's change (the Kinesis record's data, decoded), by user.
+    let changes: Vec<Value> = parked
+        .iter()
+        .map(|body| {
+            let message: Value = serde_json::from_str(body).unwrap();
+            fanout_core::read_record(&message["record"]).change
+        })
+        .collect();
+    let ann = changes
+        .iter()
+        .find(|c| c["dynamodb"]["Keys"]["userId"]["S"] == "ann")
+        .map(|c| c["eventID"].as_str().unwrap().to_owned())
+        .unwrap();
+    let discard = |extra: &[&str]| {
+        let mut args = vec!["--users-table", stage.local.users_table.as_str()];
+        args.extend_from_slice(extra);
+        stage.report("discard", "search-warm", &args)
+    };
+
+    // Neither --event-id nor --superseded: refused, nothing touched.
+    let (code, _, stderr) = stage.ops(&[
+        "discard",
+        "search-warm",
+        "--dlq-url",
+        stage.dlq("search-warm"),
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--event-id"), "{stderr}");
+
+    // --dry-run names the record and deletes nothing; an unknown id is exit 1.
+    let (code, report) = discard(&["--event-id", &ann, "--event-id", "no-such-id", "--dry-run"]);
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(report["notFound"], json!(["no-such-id"]));
+    assert_eq!(report["discarded"][0]["key"], "userId=ann");
+    assert_eq!(report["discarded"][0]["version"], 1);
+    assert!(
+        report["discarded"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("strict_dynamic_mapping_exception"),
+        "{report}"
+    );
+    assert_eq!(stage.dlq_bodies("search-warm").await.len(), 3);
+
+    // By event ID: exactly that one goes.
+    let (code, report) = discard(&["--event-id", &ann]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["discarded"].as_array().unwrap().len(), 1);
+    assert_eq!(stage.dlq_bodies("search-warm").await.len(), 2);
+
+    // Superseded: bea is written again (version 2), cy is not; only bea's record goes.
+    stage.put("bea", "pro", 2).await;
+    let (code, report) = discard(&["--superseded"]);
+    assert_eq!(code, 0, "{report}");
+    let gone: Vec<&str> = report["discarded"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(gone, ["userId=bea"], "{report}");
+    assert!(
+        report["discarded"][0]["why"]
+            .as_str()
+            .unwrap()
+            .contains("version 2")
+    );
+    let left = stage.dlq_bodies("search-warm").await;
+    assert_eq!(left.len(), 1);
+    let message: Value = serde_json::from_str(&left[0]).unwrap();
+    assert_eq!(
+        fanout_core::read_record(&message["record"]).change["dynamodb"]["Keys"]["userId"]["S"],
+        "cy"
+    );
+}
+
+#[test]
+fn reconcile_refuses_zero_segments_in_one_line() {
+    let binary = DemoOptions::default().functions_dir.join("fanout-ops");
+    let output = Command::new(binary)
+        .args(["reconcile", "audit-log", "--segments", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("at least one segment"), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

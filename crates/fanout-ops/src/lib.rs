@@ -4,6 +4,7 @@
 //! - [`preflight`]: what must exist before a stack is deployed, checked and named.
 //! - [`redrive`]: a consumer's DLQ sent back through its function (parked records, and the
 //!   stream ranges of OnFailure records re-read from the stream).
+//! - [`discard`]: parked records that can never succeed taken out of a DLQ, each one named.
 //! - [`reconcile`]: the Users table compared with each consumer's durable record of its
 //!   effects; `--repair` makes the missing ones through the consumer.
 //! - [`deployed`]: a consumer's deployed function and DLQ, from its stack's outputs.
@@ -17,6 +18,7 @@
 
 pub mod context;
 pub mod deployed;
+pub mod discard;
 pub mod error;
 pub mod invoke;
 pub mod preflight;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use fanout_ops::deployed::{self, Deployed, DeployedOverrides};
+use fanout_ops::discard::{self, DiscardOptions};
 use fanout_ops::preflight::{self, Clients, TABLES_STACK, Verdict};
 use fanout_ops::progress::Progress;
 use fanout_ops::reconcile::{self, ReconcileOptions};
@@ -73,8 +74,8 @@ enum Command {
         /// The Users table, instead of the tables stack's SSM parameter.
         #[arg(long)]
         users_table: Option<String>,
-        /// Parallel scan segments.
-        #[arg(long, default_value_t = 4)]
+        /// Parallel scan segments, at least 1.
+        #[arg(long, default_value_t = 4, value_parser = at_least_one_segment)]
         segments: u32,
         /// Items judged per second at most, over all segments (0: unbounded).
         #[arg(long, default_value_t = 500)]
@@ -87,6 +88,49 @@ enum Command {
         #[arg(long)]
         repair: bool,
     },
+    /// Take parked records that can never succeed out of CONSUMER's DLQ, naming each one (event
+    /// ID, key, version, when and why it was parked). Which ones is explicit: --event-id, or
+    /// --superseded. Exit 0 when every named record was found, 1 when one was not, 2 on an
+    /// error.
+    Discard {
+        /// The consumer: crate (search-warm) or stack (SearchWarm) name.
+        consumer: String,
+        #[command(flatten)]
+        deployed: DeployedOverrides,
+        /// A parked record to discard, by its change's eventID (or its Kinesis record's).
+        /// Repeat for more.
+        #[arg(
+            long = "event-id",
+            value_name = "EVENT_ID",
+            required_unless_present = "superseded"
+        )]
+        event_ids: Vec<String>,
+        /// Discard every parked record whose item the Users table now holds at a higher
+        /// version. Safe where the effect is the item's latest state (search-warm); for a
+        /// per-change effect (email, CRM event, audit row) it gives that effect up.
+        #[arg(long)]
+        superseded: bool,
+        /// The Users table for --superseded, instead of the tables stack's SSM parameter.
+        #[arg(long)]
+        users_table: Option<String>,
+        /// Show what would be discarded; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Stop after this many messages.
+        #[arg(long, default_value_t = 1000)]
+        max_messages: usize,
+    },
+}
+
+/// `--segments`: a scan has at least one segment.
+fn at_least_one_segment(raw: &str) -> Result<u32, String> {
+    match raw.parse::<u32>() {
+        Ok(0) => {
+            Err("a scan needs at least one segment (1 scans the table in one pass)".to_owned())
+        }
+        Ok(n) => Ok(n),
+        Err(err) => Err(format!("{raw:?} is not a number of segments: {err}")),
+    }
 }
 
 #[tokio::main]
@@ -129,6 +173,28 @@ async fn main() -> ExitCode {
                 repair,
             };
             run_reconcile(&cli.registry, &consumer, &deployed, run, cli.json).await
+        }
+        Command::Discard {
+            consumer,
+            deployed,
+            event_ids,
+            superseded,
+            users_table,
+            dry_run,
+            max_messages,
+        } => {
+            let options = DiscardOptions {
+                event_ids,
+                superseded,
+                users_table,
+                dry_run,
+                receive: RedriveOptions {
+                    dry_run,
+                    max_messages,
+                    visibility_timeout: Duration::from_secs(60),
+                },
+            };
+            run_discard(&cli.registry, &consumer, &deployed, &options, cli.json).await
         }
     };
     match result {
@@ -219,6 +285,19 @@ async fn run_redrive(
     let report = redrive::redrive(&aws, &entry, &deployed, options, &Progress::new(json)).await?;
     print(&report, json, || report.summary());
     Ok(done_if(report.all_redriven()))
+}
+
+async fn run_discard(
+    registry: &std::path::Path,
+    consumer: &str,
+    overrides: &DeployedOverrides,
+    options: &DiscardOptions,
+    json: bool,
+) -> Result<ExitCode, OpsError> {
+    let (_, aws, deployed) = locate(registry, consumer, overrides).await?;
+    let report = discard::discard(&aws, &deployed, options).await?;
+    print(&report, json, || report.summary());
+    Ok(done_if(report.complete()))
 }
 
 /// The registry entry of `consumer`, the SDK config, and the consumer as deployed.

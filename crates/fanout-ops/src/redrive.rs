@@ -147,6 +147,9 @@ pub struct MessageReport {
     pub invocations: usize,
     /// The records' sequence numbers, in the order sent.
     pub sequence_numbers: Vec<String>,
+    /// A parked record's time and why it was parked (its `error`, scrubbed of personal data).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parked_reason: Option<String>,
     pub detail: String,
 }
 
@@ -183,6 +186,9 @@ impl RedriveReport {
                 "  {} {:?} -> {:?}: {} record(s), {} invocation(s); {}",
                 m.message_id, m.kind, m.outcome, m.records, m.invocations, m.detail
             ));
+            if let Some(reason) = &m.parked_reason {
+                lines.push(format!("      {reason}"));
+            }
         }
         lines.push(format!(
             "redrive {}: {} message(s): {} redriven, {} kept, {} trimmed, {} unrecognised{}",
@@ -268,21 +274,7 @@ pub async fn redrive(
         progress.inc();
     }
     progress.finish();
-    // Kept messages are visible again at once: the next run, or an operator, sees them.
-    for receipt in keep {
-        if let Err(err) = sqs
-            .change_message_visibility()
-            .queue_url(&deployed.dlq_url)
-            .receipt_handle(receipt)
-            .visibility_timeout(0)
-            .send()
-            .await
-        {
-            // Not lost: it becomes visible again when the visibility timeout ends.
-            tracing::warn!(error = %fanout_core::error_chain(&err),
-                "a kept message stays hidden until its visibility timeout ends");
-        }
-    }
+    release(&sqs, &deployed.dlq_url, keep).await;
     if let Some(err) = failure {
         return Err(err);
     }
@@ -295,8 +287,27 @@ pub async fn redrive(
     })
 }
 
-/// Receives messages until the queue answers empty (or `max_messages`), each held invisible.
-async fn receive_all(
+/// Makes kept messages visible again at once: the next run, or an operator, sees them.
+pub(crate) async fn release(sqs: &aws_sdk_sqs::Client, dlq_url: &str, receipts: Vec<String>) {
+    for receipt in receipts {
+        if let Err(err) = sqs
+            .change_message_visibility()
+            .queue_url(dlq_url)
+            .receipt_handle(receipt)
+            .visibility_timeout(0)
+            .send()
+            .await
+        {
+            // Not lost: it becomes visible again when the visibility timeout ends.
+            tracing::warn!(error = %fanout_core::error_chain(&err),
+                "a kept message stays hidden until its visibility timeout ends");
+        }
+    }
+}
+
+/// Receives messages until the queue answers empty (or `options.max_messages`), each held
+/// invisible for `options.visibility_timeout`.
+pub(crate) async fn receive_all(
     sqs: &aws_sdk_sqs::Client,
     deployed: &Deployed,
     options: &RedriveOptions,
@@ -342,6 +353,7 @@ async fn handle(
         filtered_out: 0,
         invocations: 0,
         sequence_numbers: Vec::new(),
+        parked_reason: None,
         detail: String::new(),
     };
     let records = match parsed {
@@ -359,6 +371,7 @@ async fn handle(
             return Ok(report);
         }
         DlqMessage::Parked(parked) => {
+            report.parked_reason = Some(format!("parked {}: {}", parked.parked_at, parked.error));
             let mut record = parked.record;
             record["eventSource"] = Value::String(RecordOrigin::REDRIVE_EVENT_SOURCE.to_owned());
             vec![record]
