@@ -163,7 +163,7 @@ lint:
 
 ## Deploy: the functions built by cargo-lambda (bundled by cargo-lambda-cdk), for ARCH
 ## (arm64 by default, as deployed to AWS; x86_64 for a local AWS on an x86_64 machine).
-## CDK_ARGS passes more CDK options, e.g. CDK_ARGS="-c fanout:alarmEmail=ops@example.com".
+## CDK_ARGS passes more CDK options, e.g. CDK_ARGS="-c fanout:pageSubscriptions=ops@example.com -c fanout:ticketSubscriptions=none".
 ARCH ?= arm64
 CDK_ARGS ?=
 ARCH_TOOLS := $(if $(filter x86_64,$(ARCH)),$(TOOLS)/.cargo-lambda-$(CARGO_LAMBDA_VERSION),$(TOOLS)/.arm64-$(ZIGLANG_VERSION))

@@ -1,11 +1,9 @@
 import * as cdk from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import * as sns from 'aws-cdk-lib/aws-sns';
-import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
-import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
-import { alarmSubscribers, context } from './deployment';
+import { AlarmTopics } from './alarm-topics';
+import { context } from './deployment';
 import { ConsumerSettings } from './settings';
 import { StreamConsumer } from './stream-consumer';
 import { PARAMETERS } from './tables-stack';
@@ -23,29 +21,21 @@ export interface ConsumerStackProps extends cdk.StackProps {
  */
 export class ConsumerStack extends cdk.Stack {
   readonly consumer: StreamConsumer;
-  readonly alarmTopic: sns.Topic;
+  /** Where its alarms go: `page` and `ticket`. */
+  readonly alarmTopics: AlarmTopics;
 
   constructor(scope: Construct, id: string, props: ConsumerStackProps) {
     super(scope, id, props);
-    this.alarmTopic = new sns.Topic(this, 'Alarms', { enforceSSL: true, displayName: `fanout ${props.settings.crate} alarms` });
-    for (const subscriber of alarmSubscribers(this, props.settings.crate, props.settings.alarms.subscriptions)) {
-      this.alarmTopic.addSubscription(
-        subscriber.kind === 'email'
-          ? new subscriptions.EmailSubscription(subscriber.address)
-          : new subscriptions.UrlSubscription(subscriber.url, { protocol: sns.SubscriptionProtocol.HTTPS }),
-      );
-    }
-    NagSuppressions.addResourceSuppressions(this.alarmTopic, [
-      {
-        id: 'AwsSolutions-SNS2',
-        reason: 'Alarm notifications carry no personal data; CloudWatch cannot publish to a topic encrypted with the AWS managed SNS key.',
-      },
-    ]);
+    const { alarms } = props.settings;
+    this.alarmTopics = new AlarmTopics(this, 'Alarms', {
+      owner: props.settings.crate,
+      own: { page: alarms.pageSubscriptions, ticket: alarms.ticketSubscriptions },
+    });
     this.consumer = new StreamConsumer(this, 'Consumer', {
       settings: props.settings,
       environment: this.consumerEnvironment(props.settings),
       statements: this.statements(props.settings),
-      alarmTopic: this.alarmTopic,
+      alarmTopics: this.alarmTopics,
     });
     // What operators and tools (fanout-ops, the e2e driver) look up, never hard-code.
     const output = (id: string, value: string, description: string) => new cdk.CfnOutput(this, id, { value, description });
@@ -53,6 +43,8 @@ export class ConsumerStack extends cdk.Stack {
     output('DlqUrl', this.consumer.dlq.queueUrl, `${props.settings.crate}: parked records and OnFailure records`);
     output('DlqArn', this.consumer.dlq.queueArn, `${props.settings.crate}: its DLQ's ARN`);
     output('EventSourceMappingId', this.consumer.mapping.eventSourceMappingId, `${props.settings.crate}: the stream mapping`);
+    output('LogGroupName', this.consumer.logGroup.logGroupName, `${props.settings.crate}: the function's logs`);
+    this.alarmTopics.addOutputs(this);
     if (this.consumer.streamConsumer) {
       output('StreamConsumerArn', this.consumer.streamConsumer.attrConsumerArn, `${props.settings.crate}: its enhanced fan-out consumer`);
     }

@@ -50,23 +50,39 @@ export function buildProfile(scope: Construct): string {
 /** Who an alarm reaches: an email address, or an HTTPS endpoint (a chat webhook). */
 export type AlarmSubscriber = { kind: 'email'; address: string } | { kind: 'https'; url: string };
 
+/** How urgent an alarm is: `page` wakes a person (loss, a stopped consumer); `ticket` can wait for working hours. */
+export type Severity = 'page' | 'ticket';
+export const SEVERITIES: readonly Severity[] = ['page', 'ticket'];
+
+/** The context key that names the app-wide subscribers of `severity`. */
+export function subscriptionsKey(severity: Severity): string {
+  return `fanout:${severity}Subscriptions`;
+}
+
 /**
- * The alarm subscribers of one consumer: its registry entry's `alarms.subscriptions` when set,
- * else `fanout:alarmSubscriptions` (app-wide: a comma-separated list, a JSON list in
- * cdk.json, or `none`). No default: a stack whose alarms would reach nobody fails synthesis
- * unless the settings say `none` on purpose.
+ * The subscribers of one stack's `severity` topic: `own` (a consumer's registry entry,
+ * `alarms.pageSubscriptions` / `alarms.ticketSubscriptions`) when set, else
+ * `fanout:pageSubscriptions` / `fanout:ticketSubscriptions` (app-wide: a comma-separated list,
+ * a JSON list in cdk.json, or `none`). No default: a topic whose alarms would reach nobody
+ * fails synthesis unless the settings say `none` on purpose.
  */
-export function alarmSubscribers(scope: Construct, crate: string, own: string[] | string | undefined): AlarmSubscriber[] {
-  const where = own !== undefined ? `consumers/${crate}.json alarms.subscriptions` : 'CDK context fanout:alarmSubscriptions';
-  const raw = own ?? scope.node.tryGetContext('fanout:alarmSubscriptions');
+export function alarmSubscribers(scope: Construct, owner: string, severity: Severity, own: string[] | string | undefined): AlarmSubscriber[] {
+  if (scope.node.tryGetContext('fanout:alarmSubscriptions') !== undefined) {
+    throw new Error(
+      'CDK context fanout:alarmSubscriptions was split by severity: set fanout:pageSubscriptions (records lost, a consumer stopped) and fanout:ticketSubscriptions (the rest) instead',
+    );
+  }
+  const key = subscriptionsKey(severity);
+  const where = own !== undefined ? `consumers/${owner}.json alarms.${severity}Subscriptions` : `CDK context ${key}`;
+  const raw = own ?? scope.node.tryGetContext(key);
   const entries = (Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(',') : [])
     .map((entry: unknown) => (typeof entry === 'string' ? entry.trim() : ''))
     .filter((entry: string) => entry !== '');
   if (entries.length === 1 && entries[0] === 'none') return [];
   if (entries.length === 0) {
     throw new Error(
-      `${crate}: its alarms would reach nobody. Set ${where} to the email addresses and HTTPS endpoints that ` +
-        `should hear them (-c fanout:alarmSubscriptions=oncall@example.com,https://chat.example.com/hook), ` +
+      `${owner}: its ${severity} alarms would reach nobody. Set ${where} to the email addresses and HTTPS endpoints that ` +
+        `should hear them (-c ${key}=oncall@example.com,https://chat.example.com/hook), ` +
         `or to "none" to deploy without a subscriber on purpose.`,
     );
   }
@@ -80,8 +96,9 @@ export function alarmSubscribers(scope: Construct, crate: string, own: string[] 
 
 /**
  * `fanout:localAws`: `true` when deploying into a local AWS (ministack), which refuses
- * metric-math alarms; the Stopped alarm is then left out (README, local AWS gaps). @default
- * false: every AWS synthesis has every alarm.
+ * metric-math and Metrics Insights alarms; those are then left out (Stopped, the Kinesis
+ * replication alarms, the tables' system errors; README, local AWS gaps). @default false:
+ * every AWS synthesis has every alarm.
  */
 export function localAws(scope: Construct): boolean {
   const given = scope.node.tryGetContext('fanout:localAws');

@@ -41,8 +41,10 @@ export interface AlarmSettings {
   dlqOldestMessageMaxSeconds: number;
   /** Stopped: minutes of Users writes without one invocation before it fires. */
   stoppedAfterMinutes: number;
-  /** Who hears the alarms, overriding `fanout:alarmSubscriptions`; `none` for nobody. */
-  subscriptions?: string[] | 'none';
+  /** Who hears the alarms that page, overriding `fanout:pageSubscriptions`; `none` for nobody. */
+  pageSubscriptions?: string[] | 'none';
+  /** Who hears the alarms that open a ticket, overriding `fanout:ticketSubscriptions`; `none` for nobody. */
+  ticketSubscriptions?: string[] | 'none';
   why: string;
 }
 
@@ -153,6 +155,9 @@ function validate(name: string, s: ConsumerSettings): void {
     fail('alarms.stoppedAfterMinutes must be a whole number of minutes, 5..1440');
   }
   if (typeof s.alarms.why !== 'string' || s.alarms.why === '') fail('alarms.why must say why these thresholds');
+  if ((s.alarms as { subscriptions?: unknown }).subscriptions !== undefined) {
+    fail('alarms.subscriptions was split by severity: set alarms.pageSubscriptions and alarms.ticketSubscriptions instead');
+  }
   if (s.function.timeoutSeconds > 900) fail('timeoutSeconds must be at most 900');
   const budget = s.function.recordBudgetSeconds;
   if (!(budget >= 1) || s.function.timeoutSeconds < 2 * budget + 5) {
@@ -186,7 +191,8 @@ function validate(name: string, s: ConsumerSettings): void {
  * alarm subscribers of both kinds and an operator role, so every shape is asserted and linted.
  */
 export const EXAMPLE_CONTEXT: Record<string, string> = {
-  'fanout:alarmSubscriptions': 'oncall@example.com,https://chat.example.com/hooks/fanout',
+  'fanout:pageSubscriptions': 'oncall@example.com,https://pager.example.com/hooks/fanout',
+  'fanout:ticketSubscriptions': 'https://chat.example.com/hooks/fanout',
   'fanout:operatorRoleArn': 'arn:aws:iam::111111111111:role/fanout-operator',
 };
 

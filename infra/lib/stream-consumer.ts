@@ -2,18 +2,17 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as cdk from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
-import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kinesis from 'aws-cdk-lib/aws-kinesis';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
-import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { RustFunction } from 'cargo-lambda-cdk';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
+import { AlarmTopics } from './alarm-topics';
 import { architecture, buildProfile, kinesisMappingOnStream, localAws, optionalContext } from './deployment';
 import { ConsumerSettings } from './settings';
 import { ensureRustToolchain } from './toolchain';
@@ -48,12 +47,31 @@ export interface StreamConsumerProps {
   readonly environment: Record<string, string>;
   /** Consumer-specific permissions: exact resources only. */
   readonly statements: iam.PolicyStatement[];
-  /** Where alarms go, and where they say they are OK again. */
-  readonly alarmTopic: sns.ITopic;
+  /** Where alarms go (page or ticket), and where they say they are OK again. */
+  readonly alarmTopics: AlarmTopics;
 }
 
 /** The EMF counters core writes per batch (namespace `fanout`, dimension `Consumer`). */
 export const BATCH_COUNTERS = ['Processed', 'Ignored', 'Duplicate', 'RetryableFailed', 'Parked'] as const;
+
+/**
+ * The mapping's own event counts (its `MetricsConfig` with `EventCount`, namespace AWS/Lambda,
+ * dimension `EventSourceMappingUUID`): what it polled, filtered out, failed to invoke, sent to
+ * the on-failure destination and dropped.
+ */
+export const MAPPING_COUNTERS = [
+  'PolledEventCount',
+  'FilteredOutEventCount',
+  'FailedInvokeEventCount',
+  'OnFailureDestinationDeliveredEventCount',
+  'DroppedEventCount',
+] as const;
+
+/** DurationNearTimeout fires when an invocation took more than this share of the timeout. */
+export const DURATION_ALARM_SHARE = 0.8;
+
+/** RecordsRetrying fires after this many 5-minute periods in a row with a record reported for retry. */
+export const RETRYING_PERIODS = 3;
 
 /**
  * The mapping's filter patterns: the registry's, as the mapping of the consumer's source reads
@@ -84,6 +102,7 @@ export class StreamConsumer extends Construct {
   readonly mapping: lambda.EventSourceMapping;
   readonly alarms: cloudwatch.Alarm[];
   readonly dlqKey: kms.Key;
+  readonly logGroup: logs.LogGroup;
   readonly dashboard: cloudwatch.Dashboard;
   /** The enhanced fan-out consumer the mapping reads through (Kinesis source, on AWS). */
   readonly streamConsumer?: kinesis.CfnStreamConsumer;
@@ -157,10 +176,10 @@ export class StreamConsumer extends Construct {
       retentionPeriod: cdk.Duration.days(14),
     });
 
-    const logGroup = new logs.LogGroup(this, 'Logs', {
+    const logGroup = (this.logGroup = new logs.LogGroup(this, 'Logs', {
       retention: logs.RetentionDays.ONE_MONTH,
       removalPolicy: cdk.RemovalPolicy.RETAIN,
-    });
+    }));
 
     const statements = [
       new iam.PolicyStatement({
@@ -220,6 +239,8 @@ export class StreamConsumer extends Construct {
       retryAttempts: esm.maximumRetryAttempts,
       maxRecordAge: cdk.Duration.seconds(esm.maximumRecordAgeSeconds),
       reportBatchItemFailures: esm.reportBatchItemFailures,
+      // DroppedEventCount and the other counts exist only with the mapping's metrics on.
+      metricsConfig: { metrics: [lambda.MetricType.EVENT_COUNT] },
       // The mapping delivers OnFailure records under the function's role, which ParkInOwnDlq
       // and the key policy already allow; SqsDlq would add a second, wildcard grant.
       onFailure: { bind: () => ({ destination: this.dlq.queueArn }) },
@@ -233,7 +254,7 @@ export class StreamConsumer extends Construct {
     });
     this.mapping.node.addDependency(policy);
 
-    this.alarms = this.createAlarms(settings, fn, props.alarmTopic);
+    this.alarms = this.createAlarms(settings, fn, props.alarmTopics);
     this.dashboard = this.createDashboard(settings, fn);
 
     NagSuppressions.addResourceSuppressions(
@@ -302,73 +323,99 @@ export class StreamConsumer extends Construct {
   }
 
   /**
-   * The alarms, each with its missing-data rule and why. ALARM and OK both go to the topic, so
-   * whoever was woken also hears that it is over.
+   * The alarms, each with its severity, missing-data rule and why. Loss and a stopped consumer
+   * page (DroppedEvents, Stopped, DlqOldestMessageAge); the rest open a ticket.
    */
-  private createAlarms(settings: ConsumerSettings, fn: lambda.IFunction, topic: sns.ITopic): cloudwatch.Alarm[] {
-    const action = new cwActions.SnsAction(topic);
-    const alarm = (
-      alarmId: string,
-      metric: cloudwatch.IMetric,
-      threshold: number,
-      treatMissingData: cloudwatch.TreatMissingData,
-      description: string,
-    ) => {
-      const created = new cloudwatch.Alarm(this, alarmId, {
-        metric,
-        threshold,
-        evaluationPeriods: 1,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-        treatMissingData,
-        alarmDescription: `${settings.crate}: ${description} See README "When an alarm fires".`,
-      });
-      created.addAlarmAction(action);
-      created.addOkAction(action);
-      return created;
-    };
+  private createAlarms(settings: ConsumerSettings, fn: lambda.IFunction, topics: AlarmTopics): cloudwatch.Alarm[] {
     const { alarms } = settings;
     const minutes = (n: number) => cdk.Duration.minutes(n);
+    const alarm = (id: string, props: Parameters<AlarmTopics['alarm']>[2]) => topics.alarm(this, id, props);
+    const counter = (name: (typeof BATCH_COUNTERS)[number]) =>
+      new cloudwatch.Metric({ namespace: 'fanout', metricName: name, dimensionsMap: { Consumer: settings.crate }, statistic: 'Sum', period: minutes(5) });
+    const timeoutMs = settings.function.timeoutSeconds * 1000;
     const created = [
       // Missing: SQS stops reporting an idle, empty queue; nothing is waiting.
-      alarm(
-        'DlqNotEmpty',
-        this.dlq.metricApproximateNumberOfMessagesVisible({ period: minutes(1), statistic: 'Maximum' }),
-        0,
-        cloudwatch.TreatMissingData.NOT_BREACHING,
-        'records are in the DLQ (parked permanent failures, or a batch the mapping gave up on).',
-      ),
+      alarm('DlqNotEmpty', {
+        metric: this.dlq.metricApproximateNumberOfMessagesVisible({ period: minutes(1), statistic: 'Maximum' }),
+        threshold: 0,
+        severity: 'ticket',
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        description: 'records are in the DLQ (parked permanent failures, or a batch the mapping gave up on).',
+      }),
       // Missing: as above, an idle queue holds no message to age.
-      alarm(
-        'DlqOldestMessageAge',
-        this.dlq.metricApproximateAgeOfOldestMessage({ period: minutes(5), statistic: 'Maximum' }),
-        alarms.dlqOldestMessageMaxSeconds,
-        cloudwatch.TreatMissingData.NOT_BREACHING,
-        `a DLQ message is older than ${alarms.dlqOldestMessageMaxSeconds} s; an OnFailure range must be redriven before the stream trims it (24 h after the write).`,
-      ),
+      alarm('DlqOldestMessageAge', {
+        metric: this.dlq.metricApproximateAgeOfOldestMessage({ period: minutes(5), statistic: 'Maximum' }),
+        threshold: alarms.dlqOldestMessageMaxSeconds,
+        severity: 'page',
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        description: `a DLQ message is older than ${alarms.dlqOldestMessageMaxSeconds} s; an OnFailure range must be redriven before the stream trims it (24 h after the write).`,
+      }),
       // Missing: no invocation reports no iterator age; Stopped watches for that.
-      alarm(
-        'IteratorAgeHigh',
-        fn.metric('IteratorAge', { period: minutes(5), statistic: 'Maximum' }),
-        alarms.iteratorAgeMaxSeconds * 1000,
-        cloudwatch.TreatMissingData.NOT_BREACHING,
-        `the ${settings.source === 'kinesis' ? 'Users Kinesis stream' : 'Users DynamoDB stream'} is more than ${alarms.iteratorAgeMaxSeconds} s behind; records expire at the end of its retention (24 h on the DynamoDB stream).`,
-      ),
+      alarm('IteratorAgeHigh', {
+        metric: fn.metric('IteratorAge', { period: minutes(5), statistic: 'Maximum' }),
+        threshold: alarms.iteratorAgeMaxSeconds * 1000,
+        severity: 'ticket',
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        description: `the ${settings.source === 'kinesis' ? 'Users Kinesis stream' : 'Users DynamoDB stream'} is more than ${alarms.iteratorAgeMaxSeconds} s behind; records expire at the end of its retention (24 h on the DynamoDB stream).`,
+      }),
       // Missing: no invocation, no error; Stopped watches for that.
-      alarm(
-        'FunctionErrors',
-        fn.metricErrors({ period: minutes(5), statistic: 'Sum' }),
-        0,
-        cloudwatch.TreatMissingData.NOT_BREACHING,
-        'invocations failed as a whole (crash, timeout, or a batch that could not be reported).',
-      ),
+      alarm('FunctionErrors', {
+        metric: fn.metricErrors({ period: minutes(5), statistic: 'Sum' }),
+        threshold: 0,
+        severity: 'ticket',
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        description: 'invocations failed as a whole (crash, timeout, or a batch that could not be reported).',
+      }),
       // Missing: no invocation attempted, none throttled; Stopped watches for that.
-      alarm(
-        'Throttles',
-        fn.metricThrottles({ period: minutes(5), statistic: 'Sum' }),
-        0,
-        cloudwatch.TreatMissingData.NOT_BREACHING,
-        'invocations were throttled (reserved concurrency too low, or set to zero).',
-      ),
+      alarm('Throttles', {
+        metric: fn.metricThrottles({ period: minutes(5), statistic: 'Sum' }),
+        threshold: 0,
+        severity: 'ticket',
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        description: 'invocations were throttled (reserved concurrency too low, or set to zero).',
+      }),
+      // Missing: the mapping reports a count only while it has events; none dropped.
+      alarm('DroppedEvents', {
+        metric: new cloudwatch.Metric({
+          namespace: 'AWS/Lambda',
+          metricName: 'DroppedEventCount',
+          dimensionsMap: { EventSourceMappingUUID: this.mapping.eventSourceMappingId },
+          statistic: 'Sum',
+          period: minutes(1),
+        }),
+        threshold: 0,
+        severity: 'page',
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        description: 'Lambda dropped records it gave up on because the OnFailure destination refused them (queue deleted, its key disabled, a policy wrong): those changes are gone from this consumer. Fix the destination, then reconcile.',
+      }),
+      // Missing: no batch, no failure. Three 5-minute periods in a row: one bad minute (a
+      // throttled target, a redeploy) is retried away; records failing for 15 minutes inside
+      // successful invocations never raise Errors.
+      alarm('RecordsRetrying', {
+        metric: counter('RetryableFailed'),
+        threshold: 0,
+        evaluationPeriods: RETRYING_PERIODS,
+        severity: 'ticket',
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        description: `records were reported for retry in each of the last ${RETRYING_PERIODS} five-minute periods (a target failing, or a record budget the invocation cannot hold: see the function's ERROR lines).`,
+      }),
+      // Missing: no batch, nothing parked.
+      alarm('RecordsParked', {
+        metric: counter('Parked'),
+        threshold: 0,
+        severity: 'ticket',
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        description: 'records were parked as permanent failures (undecodable, another table\'s, refused by the target): each waits in the DLQ with its reason.',
+      }),
+      // Missing: no invocation, nothing slow. 80 %: a batch that long is one slow target away
+      // from its timeout, where the whole batch fails and is retried.
+      alarm('DurationNearTimeout', {
+        metric: fn.metricDuration({ period: minutes(5), statistic: 'Maximum' }),
+        threshold: timeoutMs * DURATION_ALARM_SHARE,
+        severity: 'ticket',
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        description: `an invocation took more than ${DURATION_ALARM_SHARE * 100} % of the ${settings.function.timeoutSeconds} s timeout (a slow target, or batches too large for it).`,
+      }),
     ];
     if (!localAws(this)) {
       // Users writes without a single invocation: a disabled mapping or a function throttled
@@ -392,13 +439,13 @@ export class StreamConsumer extends Construct {
         label: 'writes without invocations',
       });
       created.push(
-        alarm(
-          'Stopped',
-          stopped,
-          0,
-          cloudwatch.TreatMissingData.NOT_BREACHING,
-          `the Users table took writes for ${alarms.stoppedAfterMinutes} min and the function was not invoked once (mapping disabled, or throttled to zero).`,
-        ),
+        alarm('Stopped', {
+          metric: stopped,
+          threshold: 0,
+          severity: 'page',
+          treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+          description: `the Users table took writes for ${alarms.stoppedAfterMinutes} min and the function was not invoked once (mapping disabled, or throttled to zero).`,
+        }),
       );
     }
     return created;
@@ -425,6 +472,19 @@ export class StreamConsumer extends Construct {
         right: [this.dlq.metricApproximateAgeOfOldestMessage({ statistic: 'Maximum', period })],
       }),
       new cloudwatch.GraphWidget({ title: 'Records per batch outcome', left: BATCH_COUNTERS.map(counter), stacked: true }),
+      new cloudwatch.GraphWidget({
+        title: 'The mapping: polled, filtered out, failed to invoke, sent on failure, dropped',
+        left: MAPPING_COUNTERS.map(
+          (name) =>
+            new cloudwatch.Metric({
+              namespace: 'AWS/Lambda',
+              metricName: name,
+              dimensionsMap: { EventSourceMappingUUID: this.mapping.eventSourceMappingId },
+              statistic: 'Sum',
+              period,
+            }),
+        ),
+      }),
     );
     return dashboard;
   }

@@ -1,9 +1,11 @@
 import * as cdk from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as kinesis from 'aws-cdk-lib/aws-kinesis';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
-import { optionalContext } from './deployment';
+import { AlarmTopics } from './alarm-topics';
+import { localAws, optionalContext } from './deployment';
 
 /**
  * Where the tables stack publishes what consumer stacks need. Consumer stacks read these SSM
@@ -52,6 +54,9 @@ export class TablesStack extends cdk.Stack {
   readonly audit: dynamodb.Table;
   /** The Users table's Kinesis streaming destination, when a consumer reads it. */
   readonly usersChanges?: kinesis.Stream;
+  /** Where the tables' alarms go (`fanout:pageSubscriptions`, `fanout:ticketSubscriptions`). */
+  readonly alarmTopics: AlarmTopics;
+  readonly alarms: cloudwatch.Alarm[];
 
   constructor(scope: Construct, id: string, props: TablesStackProps = {}) {
     super(scope, id, props);
@@ -112,5 +117,91 @@ export class TablesStack extends cdk.Stack {
     new cdk.CfnOutput(this, 'UsersStreamArn', { value: this.users.tableStreamArn ?? '' });
     new cdk.CfnOutput(this, 'LedgerTableName', { value: this.ledger.tableName });
     new cdk.CfnOutput(this, 'AuditTableName', { value: this.audit.tableName });
+
+    this.alarmTopics = new AlarmTopics(this, 'Alarms', { owner: 'FanoutTables' });
+    this.alarmTopics.addOutputs(this);
+    this.alarms = this.createAlarms();
+  }
+
+  /**
+   * What can fail between a write to Users and the consumers, outside any consumer's own
+   * alarms: DynamoDB failing or throttling the Kinesis replication (a change a Kinesis consumer
+   * never sees), and the ledger and audit tables refusing writes. Replication loss pages; the
+   * rest opens a ticket. The Metrics Insights ones (every `Operation` / `DelegatedOperation` of
+   * a table at once) are AWS-only: the local AWS refuses them (README, local AWS gaps).
+   */
+  private createAlarms(): cloudwatch.Alarm[] {
+    const period = cdk.Duration.minutes(5);
+    const missingIsQuiet = cloudwatch.TreatMissingData.NOT_BREACHING;
+    // Every series of `metric` for `table`, whatever its other dimensions.
+    const insights = (fn: 'SUM' | 'MAX', metric: string, table: string) =>
+      new cloudwatch.MathExpression({
+        expression: `SELECT ${fn}(${metric}) FROM "AWS/DynamoDB" WHERE TableName = '${table}'`,
+        usingMetrics: {},
+        period,
+        label: `${metric} of ${table}`,
+      });
+    const created: cloudwatch.Alarm[] = [];
+    for (const [id, table] of [
+      ['Ledger', this.ledger],
+      ['Audit', this.audit],
+    ] as const) {
+      // Missing: no write throttled. Any throttle of these tables fails a record's claim or row
+      // (retried, but a steady one holds the consumers back).
+      created.push(
+        this.alarmTopics.alarm(this, `${id}WriteThrottles`, {
+          metric: table.metric('WriteThrottleEvents', { statistic: 'Sum', period }),
+          threshold: 0,
+          severity: 'ticket',
+          treatMissingData: missingIsQuiet,
+          description: `${id === 'Ledger' ? 'EffectLedger' : 'UserAudit'} throttled writes: consumers' claims or rows are being retried.`,
+        }),
+      );
+      if (!localAws(this)) {
+        created.push(
+          this.alarmTopics.alarm(this, `${id}SystemErrors`, {
+            metric: insights('SUM', 'SystemErrors', table.tableName),
+            threshold: 0,
+            severity: 'ticket',
+            treatMissingData: missingIsQuiet,
+            description: `${id === 'Ledger' ? 'EffectLedger' : 'UserAudit'} answered requests with a 500 (SystemErrors): consumers retried them.`,
+          }),
+        );
+      }
+    }
+    if (this.usersChanges && !localAws(this)) {
+      const users = this.users.tableName;
+      created.push(
+        // Any record DynamoDB could not put on the stream (too large, access refused) never
+        // reaches a Kinesis consumer: a loss, so it pages.
+        this.alarmTopics.alarm(this, 'KinesisReplicationFailed', {
+          metric: insights('SUM', 'FailedToReplicateRecordCount', users),
+          threshold: 0,
+          severity: 'page',
+          treatMissingData: missingIsQuiet,
+          description: 'DynamoDB failed to replicate Users changes to the Kinesis stream: Kinesis consumers never see them. Reconcile each Kinesis consumer.',
+        }),
+        this.alarmTopics.alarm(this, 'KinesisReplicationThrottled', {
+          metric: insights('MAX', 'ThrottledPutRecordCount', users),
+          threshold: 0,
+          severity: 'ticket',
+          treatMissingData: missingIsQuiet,
+          description: 'the Kinesis stream throttled DynamoDB\'s replication of Users changes (retried; sustained, it ends in FailedToReplicate).',
+        }),
+        // 5 minutes: the Kinesis consumers' iterator-age alarms fire at 15; a change this late
+        // reaching Kinesis is the replication stalling, not a consumer.
+        this.alarmTopics.alarm(this, 'KinesisReplicationLag', {
+          metric: insights('MAX', 'AgeOfOldestUnreplicatedRecord', users),
+          threshold: KINESIS_REPLICATION_LAG_MAX_MS,
+          severity: 'ticket',
+          treatMissingData: missingIsQuiet,
+          description: `a Users change has waited more than ${KINESIS_REPLICATION_LAG_MAX_MS / 1000} s to reach the Kinesis stream.`,
+        }),
+      );
+    }
+    return created;
   }
 }
+
+/** KinesisReplicationLag fires when a change has waited this long (ms) to reach Kinesis. */
+export const KINESIS_REPLICATION_LAG_MAX_MS = 5 * 60 * 1000;

@@ -27,30 +27,46 @@ describe('deployment settings', () => {
     assert.throws(() => synthWith({ 'fanout:buildProfile': 'fast' }), /fanout:buildProfile must be release or dev/);
   });
 
-  it('a stack whose alarms would reach nobody fails synthesis, naming the setting', () => {
-    assert.throws(() => synthWith({ 'fanout:alarmSubscriptions': '' }), /its alarms would reach nobody\. Set CDK context fanout:alarmSubscriptions/);
-    assert.throws(() => synthWith({ 'fanout:alarmSubscriptions': 'pager' }), /"pager" is neither an email address nor an https:\/\/ endpoint/);
-    assert.throws(() => synthWith({ 'fanout:alarmSubscriptions': 'http://chat.example.com/hook' }), /neither an email address nor an https/);
-    // "none" on purpose: a topic without subscribers.
-    const none = Template.fromStack(synthWith({ 'fanout:alarmSubscriptions': 'none' }).consumers.AuditLog);
-    none.resourceCountIs('AWS::SNS::Subscription', 0);
+  it('a topic whose alarms would reach nobody fails synthesis, naming the setting', () => {
+    for (const severity of ['page', 'ticket']) {
+      const key = `fanout:${severity}Subscriptions`;
+      assert.throws(() => synthWith({ [key]: '' }), new RegExp(`its ${severity} alarms would reach nobody\\. Set CDK context ${key}`));
+      assert.throws(() => synthWith({ [key]: 'pager' }), /"pager" is neither an email address nor an https:\/\/ endpoint/);
+      assert.throws(() => synthWith({ [key]: 'http://chat.example.com/hook' }), /neither an email address nor an https/);
+    }
+    // The old single setting is named with its replacement, not silently ignored.
+    assert.throws(() => synthWith({ 'fanout:alarmSubscriptions': 'oncall@example.com' }), /split by severity: set fanout:pageSubscriptions .* and fanout:ticketSubscriptions/);
+    // "none" on purpose: topics without subscribers.
+    const none = synthWith({ 'fanout:pageSubscriptions': 'none', 'fanout:ticketSubscriptions': 'none' });
+    for (const stack of [none.tables, none.consumers.AuditLog]) Template.fromStack(stack).resourceCountIs('AWS::SNS::Subscription', 0);
   });
 
-  it('subscribes every listed email address and HTTPS endpoint to each consumer topic', () => {
-    for (const stack of Object.values(synthWith({}).consumers)) {
+  it('subscribes the page and ticket subscribers to their own topics, in every stack', () => {
+    const built = synthWith({});
+    for (const stack of [built.tables, ...Object.values(built.consumers)]) {
       const template = Template.fromStack(stack);
-      template.resourceCountIs('AWS::SNS::Subscription', 2);
-      template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'oncall@example.com' });
-      template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'https', Endpoint: 'https://chat.example.com/hooks/fanout' });
+      template.resourceCountIs('AWS::SNS::Topic', 2);
+      const topicId = (severity: string) =>
+        Object.entries(template.findResources('AWS::SNS::Topic')).find(([, t]) => String(t.Properties.DisplayName).endsWith(`: ${severity}`))![0];
+      template.resourceCountIs('AWS::SNS::Subscription', 3);
+      template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'oncall@example.com', TopicArn: { Ref: topicId('page') } });
+      template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'https', Endpoint: 'https://pager.example.com/hooks/fanout', TopicArn: { Ref: topicId('page') } });
+      template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'https', Endpoint: 'https://chat.example.com/hooks/fanout', TopicArn: { Ref: topicId('ticket') } });
     }
   });
 
-  it('fanout:localAws leaves out only the metric-math Stopped alarm', () => {
-    const aws = Template.fromStack(synthWith({}).consumers.CrmSync);
-    const local = Template.fromStack(synthWith({ 'fanout:localAws': 'true' }).consumers.CrmSync);
+  it('fanout:localAws leaves out only the metric-math and Metrics Insights alarms', () => {
+    const aws = synthWith({});
+    const local = synthWith({ 'fanout:localAws': 'true' });
     const count = (t: Template) => Object.keys(t.findResources('AWS::CloudWatch::Alarm')).length;
-    assert.equal(count(aws) - count(local), 1);
-    assert.equal(Object.keys(local.findResources('AWS::CloudWatch::Alarm', { Properties: { Metrics: Match.anyValue() } })).length, 0);
+    const math = (t: Template) => Object.keys(t.findResources('AWS::CloudWatch::Alarm', { Properties: { Metrics: Match.anyValue() } })).length;
+    for (const pick of [(b: typeof aws) => b.consumers.CrmSync, (b: typeof aws) => b.tables]) {
+      const [a, l] = [Template.fromStack(pick(aws)), Template.fromStack(pick(local))];
+      assert.equal(count(a) - count(l), math(a));
+      assert.equal(math(l), 0);
+    }
+    assert.equal(math(Template.fromStack(aws.consumers.CrmSync)), 1, 'Stopped');
+    assert.equal(math(Template.fromStack(aws.tables)), 5, 'two system-error and three Kinesis replication alarms');
     assert.throws(() => synthWith({ 'fanout:localAws': 'yes' }), /fanout:localAws must be true or false/);
   });
 

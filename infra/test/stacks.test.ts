@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
 import { Match } from 'aws-cdk-lib/assertions';
 import { NAMES, settings, tablesTemplate, templates, built } from './synth';
-import { BATCH_COUNTERS, filterPatterns } from '../lib/stream-consumer';
+import { BATCH_COUNTERS, DURATION_ALARM_SHARE, MAPPING_COUNTERS, RETRYING_PERIODS, filterPatterns } from '../lib/stream-consumer';
 
 describe('tables stack', () => {
   it('Users has key userId, a NEW_AND_OLD_IMAGES stream, PITR and is retained', () => {
@@ -51,6 +51,23 @@ describe('tables stack', () => {
       },
     });
     tablesTemplate.hasResourceProperties('AWS::SSM::Parameter', { Name: '/fanout/tables/users/kinesis-stream-arn' });
+  });
+
+  it('alarms on Kinesis replication (failed: page; throttled, lagging: ticket) and on the ledger and audit tables refusing writes', () => {
+    const alarms = Object.values(tablesTemplate.findResources('AWS::CloudWatch::Alarm'));
+    const expressions = alarms.flatMap((a) => (a.Properties.Metrics ?? []).map((m: { Expression?: unknown }) => JSON.stringify(m.Expression ?? '')));
+    for (const metric of ['FailedToReplicateRecordCount', 'ThrottledPutRecordCount', 'AgeOfOldestUnreplicatedRecord', 'SystemErrors']) {
+      assert.ok(expressions.some((e) => e.includes(metric)), `no alarm on ${metric}: ${expressions}`);
+    }
+    const failed = alarms.find((a) => JSON.stringify(a.Properties.Metrics ?? '').includes('FailedToReplicateRecordCount'));
+    assert.match(failed!.Properties.AlarmDescription, /\[page\]/);
+    for (const metric of ['ThrottledPutRecordCount', 'AgeOfOldestUnreplicatedRecord']) {
+      const alarm = alarms.find((a) => JSON.stringify(a.Properties.Metrics ?? '').includes(metric));
+      assert.match(alarm!.Properties.AlarmDescription, /\[ticket\]/);
+    }
+    tablesTemplate.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'WriteThrottleEvents', Namespace: 'AWS/DynamoDB', Threshold: 0 });
+    assert.equal(alarms.filter((a) => a.Properties.MetricName === 'WriteThrottleEvents').length, 2, 'EffectLedger and UserAudit');
+    for (const alarm of alarms) assert.ok(alarm.Properties.OKActions, 'OK goes to the topic too');
   });
 
   it('publishes names and the stream ARN as SSM parameters', () => {
@@ -191,15 +208,23 @@ for (const name of NAMES) {
       assert.deepEqual(actions('OperatorReadsForRedrive'), ['kms:Decrypt']);
     });
 
-    it('alarms on the DLQ (depth and age), iterator age, errors, throttles and a stopped consumer, ALARM and OK to its topic', () => {
-      const topic = Object.keys(template.findResources('AWS::SNS::Topic'))[0];
-      const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm'));
-      assert.equal(alarms.length, 6);
-      for (const alarm of alarms) {
-        assert.deepEqual(alarm.Properties.AlarmActions, [{ Ref: topic }]);
-        assert.deepEqual(alarm.Properties.OKActions, [{ Ref: topic }]);
-        assert.ok(alarm.Properties.TreatMissingData, 'every alarm states its missing-data rule');
+    it('alarms on every path a record can leave by, paging for loss and a stopped consumer, ALARM and OK to the topic of its severity', () => {
+      const topics = template.findResources('AWS::SNS::Topic');
+      const topicOf = (severity: string) => Object.entries(topics).find(([, t]) => String(t.Properties.DisplayName).endsWith(`: ${severity}`))![0];
+      const alarms = template.findResources('AWS::CloudWatch::Alarm');
+      const bySeverity: Record<string, string[]> = { page: [], ticket: [] };
+      for (const [id, alarm] of Object.entries(alarms)) {
+        const severity = /\[(page|ticket)\]/.exec(alarm.Properties.AlarmDescription)?.[1];
+        assert.ok(severity, `${id} names no severity`);
+        assert.deepEqual(alarm.Properties.AlarmActions, [{ Ref: topicOf(severity) }], id);
+        assert.deepEqual(alarm.Properties.OKActions, [{ Ref: topicOf(severity) }], id);
+        assert.ok(alarm.Properties.TreatMissingData, `${id} states its missing-data rule`);
+        bySeverity[severity].push(id.replace(/^Consumer/, '').replace(/[0-9A-F]{8}$/, ''));
       }
+      assert.deepEqual(bySeverity.page.sort(), ['DlqOldestMessageAge', 'DroppedEvents', 'Stopped']);
+      assert.deepEqual(bySeverity.ticket.sort(), [
+        'DlqNotEmpty', 'DurationNearTimeout', 'FunctionErrors', 'IteratorAgeHigh', 'RecordsParked', 'RecordsRetrying', 'Throttles',
+      ]);
       template.hasResourceProperties('AWS::CloudWatch::Alarm', {
         MetricName: 'ApproximateNumberOfMessagesVisible', Namespace: 'AWS/SQS', Threshold: 0, ComparisonOperator: 'GreaterThanThreshold',
       });
@@ -216,8 +241,23 @@ for (const name of NAMES) {
       assert.ok(s.alarms.iteratorAgeMaxSeconds <= 2 * 3600, 'iterator-age threshold must be far below 24 h');
       template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'Errors', Namespace: 'AWS/Lambda' });
       template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'Throttles', Namespace: 'AWS/Lambda' });
+      // Records Lambda drops when the OnFailure destination refuses them: this mapping's count.
+      const mappingId = Object.keys(template.findResources('AWS::Lambda::EventSourceMapping'))[0];
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        MetricName: 'DroppedEventCount', Namespace: 'AWS/Lambda', Statistic: 'Sum', Threshold: 0,
+        Dimensions: [{ Name: 'EventSourceMappingUUID', Value: { Ref: mappingId } }],
+      });
+      // Records failing inside successful invocations: core's EMF counters, for this consumer.
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        MetricName: 'RetryableFailed', Namespace: 'fanout', Dimensions: [{ Name: 'Consumer', Value: s.crate }],
+        EvaluationPeriods: RETRYING_PERIODS, DatapointsToAlarm: RETRYING_PERIODS, Threshold: 0,
+      });
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'Parked', Namespace: 'fanout', Dimensions: [{ Name: 'Consumer', Value: s.crate }] });
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        MetricName: 'Duration', Statistic: 'Maximum', Threshold: s.function.timeoutSeconds * 1000 * DURATION_ALARM_SHARE,
+      });
       // Stopped: writes to Users with no invocation over its window, whole series (FILL).
-      const stopped = alarms.find((a) => a.Properties.Metrics);
+      const stopped = Object.values(alarms).find((a) => a.Properties.Metrics);
       assert.ok(stopped, 'no Stopped alarm');
       const expression = stopped.Properties.Metrics.find((m: { Expression?: string }) => m.Expression).Expression as string;
       assert.match(expression, /FILL\(writes, 0\) > 0 AND FILL\(invocations, 0\) == 0/);
@@ -225,10 +265,18 @@ for (const name of NAMES) {
       assert.deepEqual(periods, [s.alarms.stoppedAfterMinutes * 60, s.alarms.stoppedAfterMinutes * 60]);
     });
 
+    it("turns on the mapping's event counts, so DroppedEventCount exists", () => {
+      template.hasResourceProperties('AWS::Lambda::EventSourceMapping', { MetricsConfig: { Metrics: ['EventCount'] } });
+    });
+
+    it('names its log group and alarm topics as outputs', () => {
+      for (const output of ['LogGroupName', 'PageTopicArn', 'TicketTopicArn', 'FunctionName', 'DlqUrl']) template.hasOutput(output, {});
+    });
+
     it('has a dashboard of the stream, the function, the DLQ and the batch counters', () => {
       template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
       const body = JSON.stringify(Object.values(template.findResources('AWS::CloudWatch::Dashboard'))[0].Properties.DashboardBody);
-      for (const metric of ['IteratorAge', 'Invocations', 'Errors', 'Throttles', 'ApproximateNumberOfMessagesVisible', 'ApproximateAgeOfOldestMessage', ...BATCH_COUNTERS]) {
+      for (const metric of ['IteratorAge', 'Invocations', 'Errors', 'Throttles', 'ApproximateNumberOfMessagesVisible', 'ApproximateAgeOfOldestMessage', ...BATCH_COUNTERS, ...MAPPING_COUNTERS]) {
         assert.ok(body.includes(metric), `the dashboard shows no ${metric}`);
       }
     });

@@ -206,8 +206,9 @@ impl Run<'_> {
     }
 }
 
-/// Who the deployed stacks' alarms reach: an address ministack's SNS accepts.
-const E2E_ALARM_SUBSCRIBER: &str = "oncall@fanout.example";
+/// Who the deployed stacks' alarms reach: addresses ministack's SNS accepts.
+const E2E_PAGE_SUBSCRIBER: &str = "oncall@fanout.example";
+const E2E_TICKET_SUBSCRIBER: &str = "tickets@fanout.example";
 
 fn cdk_context_args(options: &E2eOptions, search_endpoint: &str, extra: &[String]) -> Vec<String> {
     let mut args = vec![
@@ -217,11 +218,13 @@ fn cdk_context_args(options: &E2eOptions, search_endpoint: &str, extra: &[String
         format!("fanout:buildProfile={}", options.build_profile),
         "-c".to_owned(),
         format!("fanout:searchEndpoint={search_endpoint}"),
-        // ministack refuses metric-math alarms: the Stopped alarm is left out locally.
+        // ministack refuses metric-math and Metrics Insights alarms: left out locally.
         "-c".to_owned(),
         "fanout:localAws=true".to_owned(),
         "-c".to_owned(),
-        format!("fanout:alarmSubscriptions={E2E_ALARM_SUBSCRIBER}"),
+        format!("fanout:pageSubscriptions={E2E_PAGE_SUBSCRIBER}"),
+        "-c".to_owned(),
+        format!("fanout:ticketSubscriptions={E2E_TICKET_SUBSCRIBER}"),
         // ministack refuses a mapping on an enhanced fan-out consumer ARN ("Invalid event
         // source ARN"): a Kinesis consumer's mapping reads the stream ARN locally.
         "-c".to_owned(),
@@ -585,9 +588,12 @@ async fn mappings_read_their_source(
     );
 }
 
-/// What guards the data and wakes someone, as deployed: per consumer stack, a KMS key that
-/// encrypts its DLQ, an alarm subscriber, the alarms (all but the metric-math Stopped, which
-/// the local AWS refuses) and a dashboard.
+/// What guards the data and wakes someone, as deployed: every alarm of each stack's
+/// synthesized template (`infra/cdk.out`) is a resource of the deployed stack, each with ALARM
+/// and OK actions on one of the stack's two topics (page, ticket), each topic with a
+/// subscriber; per consumer stack a KMS key that encrypts its DLQ, a dashboard, and a mapping
+/// whose metrics (`DroppedEventCount`) are on in the template. What the local AWS refuses
+/// (metric-math and Metrics Insights alarms) is not synthesized under `fanout:localAws`.
 async fn guards_deployed(
     aws: &aws_config::SdkConfig,
     consumers: &[ConsumerEntry],
@@ -599,64 +605,125 @@ async fn guards_deployed(
     let sqs = aws_sdk_sqs::Client::new(aws);
     let mut problems = Vec::new();
     let mut seen = Vec::new();
-    for consumer in consumers {
+    let stacks = std::iter::once(TABLES_STACK).chain(consumers.iter().map(|c| c.name.as_str()));
+    for stack in stacks {
+        let template = match synthesized_template(stack) {
+            Ok(template) => template,
+            Err(err) => {
+                problems.push(format!("{stack}: {err}"));
+                continue;
+            }
+        };
         let resources = match cloudformation
             .describe_stack_resources()
-            .stack_name(&consumer.name)
+            .stack_name(stack)
             .send()
             .await
         {
             Ok(output) => output.stack_resources().to_vec(),
             Err(err) => {
                 problems.push(format!(
-                    "{}: {}",
-                    consumer.name,
+                    "{stack}: {}",
                     aws_sdk_cloudformation::error::DisplayErrorContext(&err)
                 ));
                 continue;
             }
         };
-        let count = |kind: &str| {
+        let deployed = |kind: &str| -> std::collections::BTreeSet<String> {
             resources
                 .iter()
                 .filter(|r| r.resource_type() == Some(kind))
-                .count()
+                .filter_map(|r| r.logical_resource_id().map(str::to_owned))
+                .collect()
         };
-        let (keys, subscribers, alarms, dashboards) = (
-            count("AWS::KMS::Key"),
-            count("AWS::SNS::Subscription"),
-            count("AWS::CloudWatch::Alarm"),
-            count("AWS::CloudWatch::Dashboard"),
-        );
-        if (keys, subscribers, alarms, dashboards) != (1, 1, 5, 1) {
+        let synthesized = |kind: &str| -> BTreeMap<String, serde_json::Value> {
+            template["Resources"]
+                .as_object()
+                .map(|all| {
+                    all.iter()
+                        .filter(|(_, r)| r["Type"] == kind)
+                        .map(|(id, r)| (id.clone(), r.clone()))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let alarms = synthesized("AWS::CloudWatch::Alarm");
+        let topics = synthesized("AWS::SNS::Topic");
+        let wanted: std::collections::BTreeSet<String> = alarms.keys().cloned().collect();
+        if deployed("AWS::CloudWatch::Alarm") != wanted {
             problems.push(format!(
-                "{}: {keys} key(s), {subscribers} subscriber(s), {alarms} alarm(s), {dashboards} dashboard(s); expected 1, 1, 5, 1",
-                consumer.name
+                "{stack}: alarms deployed {:?}, synthesized {wanted:?}",
+                deployed("AWS::CloudWatch::Alarm")
             ));
         }
-        let encrypted = match deployment.targets.dlqs.get(&consumer.crate_name) {
-            Some(url) => sqs
-                .get_queue_attributes()
-                .queue_url(url)
-                .attribute_names(aws_sdk_sqs::types::QueueAttributeName::KmsMasterKeyId)
-                .send()
-                .await
-                .ok()
-                .and_then(|o| {
-                    o.attributes()?
-                        .get(&aws_sdk_sqs::types::QueueAttributeName::KmsMasterKeyId)
-                        .cloned()
+        for (id, alarm) in &alarms {
+            let on_a_topic = |actions: &serde_json::Value| {
+                actions.as_array().is_some_and(|a| {
+                    a.len() == 1 && topics.contains_key(a[0]["Ref"].as_str().unwrap_or_default())
                 })
-                .is_some_and(|key| !key.is_empty()),
-            None => false,
-        };
-        if !encrypted {
-            problems.push(format!("{}: its DLQ has no KMS key", consumer.name));
+            };
+            let properties = &alarm["Properties"];
+            if !on_a_topic(&properties["AlarmActions"]) || !on_a_topic(&properties["OKActions"]) {
+                problems.push(format!(
+                    "{stack}: alarm {id} does not send ALARM and OK to one of its topics"
+                ));
+            }
         }
-        seen.push(format!("{} {alarms} alarms", consumer.crate_name));
+        let subscriptions = synthesized("AWS::SNS::Subscription");
+        if topics.len() != 2
+            || deployed("AWS::SNS::Topic").len() != 2
+            || deployed("AWS::SNS::Subscription").len() != subscriptions.len()
+            || subscriptions.len() < 2
+        {
+            problems.push(format!(
+                "{stack}: {} topic(s) and {} subscription(s) deployed; want the page and ticket topics, each with its subscriber",
+                deployed("AWS::SNS::Topic").len(),
+                deployed("AWS::SNS::Subscription").len()
+            ));
+        }
+        if let Some(consumer) = consumers.iter().find(|c| c.name == stack) {
+            let mappings = synthesized("AWS::Lambda::EventSourceMapping");
+            let counted = mappings.values().all(|m| {
+                m["Properties"]["MetricsConfig"]["Metrics"] == serde_json::json!(["EventCount"])
+            });
+            if mappings.len() != 1 || !counted {
+                problems.push(format!(
+                    "{stack}: its mapping's metrics (EventCount) are not on"
+                ));
+            }
+            let (keys, dashboards) = (
+                deployed("AWS::KMS::Key").len(),
+                deployed("AWS::CloudWatch::Dashboard").len(),
+            );
+            if (keys, dashboards) != (1, 1) {
+                problems.push(format!(
+                    "{stack}: {keys} key(s), {dashboards} dashboard(s); expected 1, 1"
+                ));
+            }
+            let encrypted = match deployment.targets.dlqs.get(&consumer.crate_name) {
+                Some(url) => sqs
+                    .get_queue_attributes()
+                    .queue_url(url)
+                    .attribute_names(aws_sdk_sqs::types::QueueAttributeName::KmsMasterKeyId)
+                    .send()
+                    .await
+                    .ok()
+                    .and_then(|o| {
+                        o.attributes()?
+                            .get(&aws_sdk_sqs::types::QueueAttributeName::KmsMasterKeyId)
+                            .cloned()
+                    })
+                    .is_some_and(|key| !key.is_empty()),
+                None => false,
+            };
+            if !encrypted {
+                problems.push(format!("{stack}: its DLQ has no KMS key"));
+            }
+        }
+        seen.push(format!("{stack} {} alarms", alarms.len()));
     }
     report.record(
-        "each consumer stack: DLQ under its own KMS key, an alarm subscriber, 5 alarms (Stopped is AWS-only), a dashboard",
+        "every stack: each synthesized alarm deployed, ALARM and OK to its page or ticket topic, each topic subscribed; per consumer its DLQ under its own KMS key, a dashboard, the mapping's metrics on (local gap: the local AWS keeps no MetricsConfig; metric-math and Metrics Insights alarms are AWS-only)",
         problems.is_empty(),
         if problems.is_empty() {
             seen.join(", ")
@@ -665,6 +732,19 @@ async fn guards_deployed(
         },
         step,
     );
+}
+
+/// The tables stack's name.
+const TABLES_STACK: &str = "FanoutTables";
+
+/// A stack's template as `cdk deploy` synthesized it.
+fn synthesized_template(stack: &str) -> Result<serde_json::Value, DemoError> {
+    let path = fanout_testkit::workspace_root()
+        .join("infra/cdk.out")
+        .join(format!("{stack}.template.json"));
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    Ok(serde_json::from_str(&text)?)
 }
 
 /// Update times of every stack and the code hash and environment of every function.
@@ -676,7 +756,7 @@ async fn snapshot(
     let cloudformation = aws_sdk_cloudformation::Client::new(aws);
     let lambda = aws_sdk_lambda::Client::new(aws);
     let mut state = BTreeMap::new();
-    let mut stacks: Vec<(String, Option<String>)> = vec![("FanoutTables".to_owned(), None)];
+    let mut stacks: Vec<(String, Option<String>)> = vec![(TABLES_STACK.to_owned(), None)];
     for consumer in consumers {
         stacks.push((
             consumer.name.clone(),
