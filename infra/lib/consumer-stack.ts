@@ -44,6 +44,9 @@ export class ConsumerStack extends cdk.Stack {
     output('DlqArn', this.consumer.dlq.queueArn, `${props.settings.crate}: its DLQ's ARN`);
     output('EventSourceMappingId', this.consumer.mapping.eventSourceMappingId, `${props.settings.crate}: the stream mapping`);
     output('LogGroupName', this.consumer.logGroup.logGroupName, `${props.settings.crate}: the function's logs`);
+    if (this.consumer.onFailureBucket) {
+      output('OnFailureBucketName', this.consumer.onFailureBucket.bucketName, `${props.settings.crate}: batches the mapping gave up on, whole`);
+    }
     this.alarmTopics.addOutputs(this);
     if (this.consumer.streamConsumer) {
       output('StreamConsumerArn', this.consumer.streamConsumer.attrConsumerArn, `${props.settings.crate}: its enhanced fan-out consumer`);

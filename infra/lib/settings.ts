@@ -48,6 +48,23 @@ export interface AlarmSettings {
   why: string;
 }
 
+/** Where the mapping sends what it gives up on. */
+export type OnFailureDestination = 'dlq' | 'bucket';
+export const ON_FAILURE_DESTINATIONS: readonly OnFailureDestination[] = ['dlq', 'bucket'];
+
+export interface OnFailureSettings {
+  /**
+   * `dlq`: the consumer's SQS queue gets the batch's position only (shard and sequence range),
+   * which redrive reads again from the stream while the stream holds it (24 h on the DynamoDB
+   * stream). `bucket`: an S3 bucket of its own gets the whole batch, redrivable for as long as
+   * the object is kept. Parked records go to the DLQ either way.
+   */
+  destination: OnFailureDestination;
+  /** With `bucket`: how many days an object is kept (the bucket's lifecycle), 1..3650. */
+  bucketRetentionDays?: number;
+  why: string;
+}
+
 /**
  * What the consumer's mapping reads: the Users table's DynamoDB stream (in order, 24 h, at most
  * two readers per shard advised), or the table's Kinesis streaming destination through an
@@ -80,6 +97,8 @@ export interface ConsumerSettings {
   ledger: { retentionDays: number; why: string };
   function: FunctionSettings;
   eventSourceMapping: EventSourceMappingSettings;
+  /** Where the mapping sends a batch it gives up on. */
+  onFailure: OnFailureSettings;
   /**
    * CDK context keys (`fanout:<key>`) naming outside resources that must exist before the
    * stack is deployed; `fanout-ops preflight` checks each (README "Deploy").
@@ -127,6 +146,19 @@ function validate(name: string, s: ConsumerSettings): void {
   const fail = (why: string) => {
     throw new Error(`${name}: ${why}`);
   };
+  const onFailure = s.onFailure ?? ({} as OnFailureSettings);
+  if (!ON_FAILURE_DESTINATIONS.includes(onFailure.destination)) {
+    fail(`onFailure.destination must be one of ${ON_FAILURE_DESTINATIONS.join(', ')}, not ${JSON.stringify(onFailure.destination)}`);
+  }
+  if (onFailure.destination === 'bucket') {
+    const days = onFailure.bucketRetentionDays;
+    if (!Number.isInteger(days) || (days ?? 0) < 1 || (days ?? 0) > 3650) {
+      fail('onFailure.bucketRetentionDays must be a whole number of days, 1..3650: how long a batch given up on stays redrivable');
+    }
+  } else if (onFailure.bucketRetentionDays !== undefined) {
+    fail('onFailure.bucketRetentionDays is read only with onFailure.destination bucket');
+  }
+  if (typeof onFailure.why !== 'string' || onFailure.why === '') fail('onFailure.why must say why this destination');
   if (!STREAM_SOURCES.includes(s.source)) fail(`source must be one of ${STREAM_SOURCES.join(', ')}, not ${JSON.stringify(s.source)}`);
   if (typeof s.sourceWhy !== 'string' || s.sourceWhy === '') fail('sourceWhy must say why this source');
   if (esm.startingPosition === 'AT_TIMESTAMP') {

@@ -7,6 +7,7 @@ import * as kinesis from 'aws-cdk-lib/aws-kinesis';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
+import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { RustFunction } from 'cargo-lambda-cdk';
@@ -103,6 +104,8 @@ export class StreamConsumer extends Construct {
   readonly alarms: cloudwatch.Alarm[];
   readonly dlqKey: kms.Key;
   readonly logGroup: logs.LogGroup;
+  /** Where the mapping puts a batch it gives up on, whole (`onFailure.destination` bucket). */
+  readonly onFailureBucket?: s3.Bucket;
   readonly dashboard: cloudwatch.Dashboard;
   /** The enhanced fan-out consumer the mapping reads through (Kinesis source, on AWS). */
   readonly streamConsumer?: kinesis.CfnStreamConsumer;
@@ -176,6 +179,26 @@ export class StreamConsumer extends Construct {
       retentionPeriod: cdk.Duration.days(14),
     });
 
+    if (settings.onFailure.destination === 'bucket') {
+      // The whole batch of every change given up on: personal data, under the consumer's own
+      // key, kept only as long as it is worth redriving.
+      this.onFailureBucket = new s3.Bucket(this, 'OnFailureBucket', {
+        encryption: s3.BucketEncryption.KMS,
+        encryptionKey: this.dlqKey,
+        bucketKeyEnabled: true,
+        blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+        enforceSSL: true,
+        lifecycleRules: [{ id: 'ExpireWhenNoLongerWorthRedriving', expiration: cdk.Duration.days(settings.onFailure.bucketRetentionDays ?? 1) }],
+        removalPolicy: cdk.RemovalPolicy.RETAIN,
+      });
+      NagSuppressions.addResourceSuppressions(this.onFailureBucket, [
+        {
+          id: 'AwsSolutions-S1',
+          reason: 'Only the mapping (under the function role) writes and only fanout-ops reads this bucket; CloudTrail data events record that access where the account enables them, without a second bucket of access logs per consumer.',
+        },
+      ]);
+    }
+
     const logGroup = (this.logGroup = new logs.LogGroup(this, 'Logs', {
       retention: logs.RetentionDays.ONE_MONTH,
       removalPolicy: cdk.RemovalPolicy.RETAIN,
@@ -193,6 +216,21 @@ export class StreamConsumer extends Construct {
         actions: ['sqs:SendMessage', 'sqs:GetQueueAttributes'],
         resources: [this.dlq.queueArn],
       }),
+      // The mapping writes the on-failure object under the function's role (AWS asks for both).
+      ...(this.onFailureBucket
+        ? [
+            new iam.PolicyStatement({
+              sid: 'OnFailureObjectsToOwnBucket',
+              actions: ['s3:PutObject'],
+              resources: [this.onFailureBucket.arnForObjects('aws/lambda/*')],
+            }),
+            new iam.PolicyStatement({
+              sid: 'OnFailureBucketListedByTheMapping',
+              actions: ['s3:ListBucket'],
+              resources: [this.onFailureBucket.bucketArn],
+            }),
+          ]
+        : []),
       ...props.statements,
     ];
     const policy = new iam.Policy(this, 'Policy', { statements });
@@ -242,8 +280,9 @@ export class StreamConsumer extends Construct {
       // DroppedEventCount and the other counts exist only with the mapping's metrics on.
       metricsConfig: { metrics: [lambda.MetricType.EVENT_COUNT] },
       // The mapping delivers OnFailure records under the function's role, which ParkInOwnDlq
-      // and the key policy already allow; SqsDlq would add a second, wildcard grant.
-      onFailure: { bind: () => ({ destination: this.dlq.queueArn }) },
+      // (or OnFailureObjectsToOwnBucket) and the key policy already allow; SqsDlq and
+      // S3OnFailureDestination would add second, wider grants.
+      onFailure: { bind: () => ({ destination: this.onFailureBucket?.bucketArn ?? this.dlq.queueArn }) },
       filters: (() => {
         // A local AWS's Kinesis records carry no tableName (README, local AWS gaps): there the
         // function's own check alone keeps other tables' changes out.
@@ -263,13 +302,14 @@ export class StreamConsumer extends Construct {
         {
           id: 'AwsSolutions-IAM5',
           reason:
-            'Log streams are created by Lambda with generated names inside this one log group; dynamodb:ListStreams supports no resource-level permission, so it takes "*"; search-warm writes documents of one index only.',
+            'Log streams are created by Lambda with generated names inside this one log group; dynamodb:ListStreams supports no resource-level permission, so it takes "*"; search-warm writes documents of one index only; the mapping names its on-failure objects itself (aws/lambda/<mapping UUID>/...), in the consumer\'s own bucket only.',
           // Each form matches whether the stack is env-agnostic or has a concrete account and
           // region: a concrete region changes the resolved string, never these shapes.
           appliesTo: [
             { regex: '/^Resource::<.*Logs.*\\.Arn>:\\*$/g' },
             'Resource::*',
             { regex: '/^Resource::arn:<AWS::Partition>:es:(<AWS::Region>|[a-z0-9-]+):(<AWS::AccountId>|[0-9]+):domain/.*/_doc/\\*$/g' },
+            { regex: '/^Resource::<ConsumerOnFailureBucket[A-Za-z0-9]+\\.Arn>\\/aws\\/lambda\\/\\*$/g' },
           ],
         },
       ],
@@ -417,6 +457,25 @@ export class StreamConsumer extends Construct {
         description: `an invocation took more than ${DURATION_ALARM_SHARE * 100} % of the ${settings.function.timeoutSeconds} s timeout (a slow target, or batches too large for it).`,
       }),
     ];
+    if (this.onFailureBucket) {
+      // Missing: nothing given up on. The bucket has no cheap object count per minute; the
+      // mapping's own count of deliveries is the signal.
+      created.push(
+        alarm('OnFailureObjects', {
+          metric: new cloudwatch.Metric({
+            namespace: 'AWS/Lambda',
+            metricName: 'OnFailureDestinationDeliveredEventCount',
+            dimensionsMap: { EventSourceMappingUUID: this.mapping.eventSourceMappingId },
+            statistic: 'Sum',
+            period: minutes(5),
+          }),
+          threshold: 0,
+          severity: 'ticket',
+          treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+          description: `the mapping gave up on records and put them, whole, in its on-failure bucket (kept ${settings.onFailure.bucketRetentionDays} days): fanout-ops redrive sends them again.`,
+        }),
+      );
+    }
     if (!localAws(this)) {
       // Users writes without a single invocation: a disabled mapping or a function throttled
       // to zero, which every other alarm reads as silence. FILL makes both series whole, so

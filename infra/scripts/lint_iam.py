@@ -90,6 +90,7 @@ class Resolver:
             "AWS::KMS::Key": lambda: "1234abcd-12ab-34cd-56ef-1234567890ab",
             "AWS::Kinesis::Stream": lambda: name,
             "AWS::Events::EventBus": lambda: name,
+            "AWS::S3::Bucket": lambda: name.lower(),
         }
         if kind in refs:
             return refs[kind]()
@@ -114,6 +115,8 @@ class Resolver:
             ),
             ("AWS::SNS::Topic", "TopicArn"): lambda: self.arn("sns", name),
             ("AWS::Events::EventBus", "Arn"): lambda: self.arn("events", f"event-bus/{name}"),
+            # A bucket ARN has neither region nor account.
+            ("AWS::S3::Bucket", "Arn"): lambda: f"arn:aws:s3:::{name.lower()}",
         }
         if (kind, attribute) in arns:
             return arns[(kind, attribute)]()

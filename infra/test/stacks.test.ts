@@ -142,7 +142,9 @@ for (const name of NAMES) {
         MaximumRetryAttempts: esm.maximumRetryAttempts,
         MaximumRecordAgeInSeconds: esm.maximumRecordAgeSeconds,
         FunctionResponseTypes: ['ReportBatchItemFailures'],
-        DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [Match.stringLikeRegexp('ConsumerDlq'), 'Arn'] } } },
+        DestinationConfig: {
+          OnFailure: { Destination: { 'Fn::GetAtt': [Match.stringLikeRegexp(s.onFailure.destination === 'bucket' ? 'ConsumerOnFailureBucket' : 'ConsumerDlq'), 'Arn'] } },
+        },
       });
       // The patterns, with the Users table's name (an SSM parameter resolved at deploy time)
       // written as a placeholder.
@@ -223,7 +225,9 @@ for (const name of NAMES) {
       }
       assert.deepEqual(bySeverity.page.sort(), ['DlqOldestMessageAge', 'DroppedEvents', 'Stopped']);
       assert.deepEqual(bySeverity.ticket.sort(), [
-        'DlqNotEmpty', 'DurationNearTimeout', 'FunctionErrors', 'IteratorAgeHigh', 'RecordsParked', 'RecordsRetrying', 'Throttles',
+        'DlqNotEmpty', 'DurationNearTimeout', 'FunctionErrors', 'IteratorAgeHigh',
+        ...(s.onFailure.destination === 'bucket' ? ['OnFailureObjects'] : []),
+        'RecordsParked', 'RecordsRetrying', 'Throttles',
       ]);
       template.hasResourceProperties('AWS::CloudWatch::Alarm', {
         MetricName: 'ApproximateNumberOfMessagesVisible', Namespace: 'AWS/SQS', Threshold: 0, ComparisonOperator: 'GreaterThanThreshold',
@@ -263,6 +267,35 @@ for (const name of NAMES) {
       assert.match(expression, /FILL\(writes, 0\) > 0 AND FILL\(invocations, 0\) == 0/);
       const periods = stopped.Properties.Metrics.filter((m: { MetricStat?: unknown }) => m.MetricStat).map((m: { MetricStat: { Period: number } }) => m.MetricStat.Period);
       assert.deepEqual(periods, [s.alarms.stoppedAfterMinutes * 60, s.alarms.stoppedAfterMinutes * 60]);
+    });
+
+    it(`sends a batch it gives up on to ${s.onFailure.destination === 'bucket' ? 'a bucket of its own, whole, encrypted, expired, written only by the mapping' : 'its DLQ (the batch position)'}`, () => {
+      if (s.onFailure.destination !== 'bucket') {
+        template.resourceCountIs('AWS::S3::Bucket', 0);
+        return;
+      }
+      template.resourceCountIs('AWS::S3::Bucket', 1);
+      const keyId = Object.keys(template.findResources('AWS::KMS::Key'))[0];
+      template.hasResource('AWS::S3::Bucket', {
+        DeletionPolicy: 'Retain',
+        Properties: Match.objectLike({
+          BucketEncryption: {
+            ServerSideEncryptionConfiguration: [
+              { BucketKeyEnabled: true, ServerSideEncryptionByDefault: { SSEAlgorithm: 'aws:kms', KMSMasterKeyID: { 'Fn::GetAtt': [keyId, 'Arn'] } } },
+            ],
+          },
+          PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true },
+          LifecycleConfiguration: { Rules: [Match.objectLike({ ExpirationInDays: s.onFailure.bucketRetentionDays, Status: 'Enabled' })] },
+        }),
+      });
+      template.hasResourceProperties('AWS::S3::BucketPolicy', {
+        PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]) },
+      });
+      const policy = Object.values(template.findResources('AWS::IAM::Policy'))[0];
+      const statements = policy.Properties.PolicyDocument.Statement as { Sid: string; Action: string | string[] }[];
+      const s3Actions = statements.flatMap((st) => [st.Action].flat()).filter((a) => a.startsWith('s3:')).sort();
+      assert.deepEqual(s3Actions, ['s3:ListBucket', 's3:PutObject'], 'the mapping writes; nothing reads or deletes under the function role');
+      template.hasOutput('OnFailureBucketName', {});
     });
 
     it("turns on the mapping's event counts, so DroppedEventCount exists", () => {

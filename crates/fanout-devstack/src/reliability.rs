@@ -27,7 +27,9 @@ use serde_json::{Value, json};
 
 use crate::demo::DemoError;
 
-use crate::wiring::{LocalTargets, function_config, record_shape};
+use crate::wiring::{
+    LocalTargets, function_config, on_failure_bucket, on_failure_objects, record_shape,
+};
 
 /// Which service a fault sits in front of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +62,10 @@ pub enum Drive {
     /// The events are invoked directly (not through the mapping), one after another. Their
     /// records are of the table the fixtures name (`Users`), which the function reads.
     Invoke(Vec<Value>),
+    /// The standard writes, given up on by the mapping (into its on-failure bucket); then the
+    /// faults are cleared, the Users table and its stream deleted (as a trim would leave the
+    /// range), and `fanout-ops redrive` run as an operator runs it.
+    RedriveFromBucket,
 }
 
 /// The function's timing.
@@ -77,8 +83,10 @@ pub enum Timing {
 /// Where the mapping sends the record of a batch it gives up on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnFailure {
-    /// The consumer's DLQ, as deployed.
-    Dlq,
+    /// As deployed: the consumer's DLQ, or its on-failure bucket when its registry entry has one.
+    Registry,
+    /// A bucket of the consumer's own, whatever the registry says: the whole batch.
+    Bucket,
     /// A destination that refuses it (its queue deleted): Lambda drops the batch.
     Refused,
 }
@@ -269,7 +277,7 @@ pub fn scenarios() -> Vec<Scenario> {
         faults,
         drive,
         timing,
-        on_failure: OnFailure::Dlq,
+        on_failure: OnFailure::Registry,
         expect,
         untouched: &[],
     };
@@ -541,6 +549,15 @@ pub fn scenarios() -> Vec<Scenario> {
             Standard,
         )
         .with_on_failure(OnFailure::Refused),
+        s(
+            "a batch given up on, redriven from its on-failure object after its stream is gone",
+            ALL,
+            vec![(Upstream::Services, effect(Calls::Every, Fault::Status(500)))],
+            RedriveFromBucket,
+            Timing::Registry,
+            Standard,
+        )
+        .with_on_failure(OnFailure::Bucket),
     ]
 }
 
@@ -586,6 +603,8 @@ struct Rig {
     logs: Vec<std::path::PathBuf>,
     /// Records the mapping dropped so far.
     dropped: usize,
+    /// Where the mapping puts whole batches it gives up on, when it does.
+    on_failure_bucket: Option<String>,
 }
 
 /// The invoker the mapping drives: one process, or two at once; remembers every batch.
@@ -712,7 +731,7 @@ impl Rig {
             ..MappingSettings::from_json(entry.event_source_mapping())?
         };
         let on_failure_url = match scenario.on_failure {
-            OnFailure::Dlq => dlq_url.clone(),
+            OnFailure::Registry | OnFailure::Bucket => dlq_url.clone(),
             OnFailure::Refused => {
                 // A queue that existed and is gone: SQS refuses every message sent to it.
                 let gone = create_queue(&sqs, &format!("gone-{run}")).await?;
@@ -720,7 +739,7 @@ impl Rig {
                 gone
             }
         };
-        let mapping = LocalMapping::new(
+        let mut mapping = LocalMapping::new(
             &aws,
             &local.stream_arn,
             &entry.crate_name,
@@ -729,6 +748,22 @@ impl Rig {
             Arc::clone(&recording),
         )
         .with_record_shape(record_shape(&entry));
+        let on_failure_bucket = match scenario.on_failure {
+            OnFailure::Registry => on_failure_bucket(&aws, &entry, &run).await?,
+            OnFailure::Bucket => {
+                let name = format!("on-failure-{}-{run}", entry.crate_name).to_lowercase();
+                fanout_esm::s3_client(&aws)
+                    .create_bucket()
+                    .bucket(&name)
+                    .send()
+                    .await?;
+                Some(name)
+            }
+            OnFailure::Refused => None,
+        };
+        if let Some(bucket) = &on_failure_bucket {
+            mapping = mapping.with_on_failure_bucket(bucket);
+        }
         Ok(Rig {
             entry,
             aws,
@@ -741,6 +776,7 @@ impl Rig {
             function_timeout,
             logs,
             dropped: 0,
+            on_failure_bucket,
         })
     }
 
@@ -846,9 +882,36 @@ impl Rig {
         })
     }
 
-    /// (parked, on-failure) messages in the DLQ, and the personal data in the parked
+    /// `fanout-ops redrive` of this consumer, run as an operator runs it: its function behind a
+    /// local Lambda API, its DLQ and on-failure bucket named by flag. Returns the exit code.
+    async fn redrive(&self, functions_dir: &Path) -> Result<i32, DemoError> {
+        let lambda = fanout_esm::LocalLambdaApi::start(self.hosts.clone()).await?;
+        let mut args = vec![
+            "redrive".to_owned(),
+            self.entry.crate_name.clone(),
+            "--function-name".to_owned(),
+            self.entry.crate_name.clone(),
+            "--dlq-url".to_owned(),
+            self.dlq_url.clone(),
+        ];
+        if let Some(bucket) = &self.on_failure_bucket {
+            args.extend(["--on-failure-bucket".to_owned(), bucket.clone()]);
+        }
+        let output = tokio::process::Command::new(functions_dir.join("fanout-ops"))
+            .args(&args)
+            .env("AWS_ENDPOINT_URL_LAMBDA", lambda.endpoint())
+            .output()
+            .await?;
+        Ok(output.status.code().unwrap_or(-1))
+    }
+
+    /// What the DLQ and the on-failure bucket hold, and the personal data in the parked
     /// messages' `error` texts (the record itself stays whole, for redrive).
-    async fn dlq(&self) -> Result<(usize, usize, usize), DemoError> {
+    async fn given_up(&self) -> Result<GivenUp, DemoError> {
+        let objects = match &self.on_failure_bucket {
+            Some(bucket) => on_failure_objects(&self.aws, bucket).await?,
+            None => 0,
+        };
         let bodies = drain_queue(&aws_sdk_sqs::Client::new(&self.aws), &self.dlq_url).await?;
         let parked: Vec<Value> = bodies
             .iter()
@@ -859,7 +922,12 @@ impl Rig {
             .iter()
             .map(|m| personal_data_in(m["error"].as_str().unwrap_or_default()))
             .sum();
-        Ok((parked.len(), bodies.len() - parked.len(), in_errors))
+        Ok(GivenUp {
+            parked: parked.len(),
+            on_failure_messages: bodies.len() - parked.len(),
+            on_failure_objects: objects,
+            personal_data_in_errors: in_errors,
+        })
     }
 
     /// Everything the function processes logged.
@@ -869,6 +937,16 @@ impl Rig {
             .map(|log| std::fs::read_to_string(log).unwrap_or_default())
             .collect()
     }
+}
+
+/// What a rig's DLQ and on-failure bucket hold at the end.
+struct GivenUp {
+    parked: usize,
+    /// OnFailure records in the DLQ (batch positions).
+    on_failure_messages: usize,
+    /// Objects in the on-failure bucket (whole batches).
+    on_failure_objects: usize,
+    personal_data_in_errors: usize,
 }
 
 /// Runs one scenario for one consumer and counts what happened.
@@ -932,13 +1010,32 @@ pub async fn run_row(
                 let _ = rig.recording.invoke(event.clone()).await;
             }
         }
+        Drive::RedriveFromBucket => {
+            rig.standard_writes().await?;
+            rig.deliver().await?;
+            for proxy in rig.proxies.values() {
+                proxy.clear();
+            }
+            aws_sdk_dynamodb::Client::new(&rig.aws)
+                .delete_table()
+                .table_name(&rig.local.users_table)
+                .send()
+                .await?;
+            let code = rig.redrive(functions_dir).await?;
+            if code != 0 {
+                return Err(format!("fanout-ops redrive exited {code}").into());
+            }
+        }
     }
     let progressed = match &scenario.drive {
-        Drive::Invoke(_) => true,
+        // Nothing to poll: invoked directly, or the stream is gone.
+        Drive::Invoke(_) | Drive::RedriveFromBucket => true,
         _ => rig.mapping.poll().await?.invocations.is_empty(),
     };
     let made_list = rig.effects().await?;
-    let (parked, on_failure, personal_in_errors) = rig.dlq().await?;
+    let given_up = rig.given_up().await?;
+    let (parked, personal_in_errors) = (given_up.parked, given_up.personal_data_in_errors);
+    let on_failure = given_up.on_failure_messages + given_up.on_failure_objects;
     let logged = rig.logged();
     let personal_data = personal_in_errors + personal_data_in(&logged);
     let logged_errors = logged
@@ -965,7 +1062,13 @@ pub async fn run_row(
         .iter()
         .filter(|e| scenario.untouched.iter().any(|user| e.contains(user)))
         .count();
-    let alarms = raised_alarms(rig.dropped, parked, on_failure, function_errors);
+    let alarms = raised_alarms(
+        rig.dropped,
+        parked,
+        given_up.on_failure_messages,
+        given_up.on_failure_objects,
+        function_errors,
+    );
     Ok(Row {
         scenario: scenario.name.to_owned(),
         consumer,
@@ -989,19 +1092,24 @@ pub async fn run_row(
 
 /// The alarms a deployment raises on what a run shows (README "When an alarm fires"): records
 /// the mapping dropped page (`DroppedEvents`); records in the DLQ (`DlqNotEmpty`), parked ones
-/// (`RecordsParked`) and whole invocations failing (`FunctionErrors`) open a ticket.
+/// (`RecordsParked`), batches in the on-failure bucket (`OnFailureObjects`) and whole
+/// invocations failing (`FunctionErrors`) open a ticket.
 pub fn raised_alarms(
     dropped: usize,
     parked: usize,
-    on_failure: usize,
+    on_failure_messages: usize,
+    on_failure_objects: usize,
     function_errors: usize,
 ) -> Vec<&'static str> {
     let mut alarms = Vec::new();
     if dropped > 0 {
         alarms.push("DroppedEvents (page)");
     }
-    if parked + on_failure > 0 {
+    if parked + on_failure_messages > 0 {
         alarms.push("DlqNotEmpty");
+    }
+    if on_failure_objects > 0 {
+        alarms.push("OnFailureObjects");
     }
     if parked > 0 {
         alarms.push("RecordsParked");

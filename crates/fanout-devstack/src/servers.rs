@@ -149,7 +149,7 @@ impl LocalStack {
             .env("GATEWAY_PORT", ministack_port.to_string())
             .env("BIND_HOST", "127.0.0.1")
             .env("MINISTACK_HOST", "127.0.0.1")
-            .env("SERVICES", "sqs,ses,events,kinesis")
+            .env("SERVICES", "sqs,ses,events,kinesis,s3")
             .env("MINISTACK_REGION", fanout_testkit::LOCAL_REGION)
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&ms_log)?)
@@ -195,6 +195,7 @@ impl LocalStack {
             ("AWS_ENDPOINT_URL_SQS".into(), ms.clone()),
             ("AWS_ENDPOINT_URL_SESV2".into(), ms.clone()),
             ("AWS_ENDPOINT_URL_EVENTBRIDGE".into(), ms.clone()),
+            ("AWS_ENDPOINT_URL_S3".into(), ms.clone()),
             ("AWS_ENDPOINT_URL_KINESIS".into(), ms),
             ("AWS_REGION".into(), fanout_testkit::LOCAL_REGION.into()),
             ("AWS_ACCESS_KEY_ID".into(), "local".into()),

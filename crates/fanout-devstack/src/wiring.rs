@@ -175,6 +175,40 @@ pub fn function_config(
     }
 }
 
+/// Where `entry`'s local mapping sends a batch it gives up on, as its stack does: its DLQ, or
+/// for `onFailure.destination: bucket` a bucket made now (named for the consumer and `run`),
+/// whose name is returned.
+pub async fn on_failure_bucket(
+    aws: &aws_config::SdkConfig,
+    entry: &ConsumerEntry,
+    run: &str,
+) -> Result<Option<String>, DemoError> {
+    if !entry.on_failure_to_bucket() {
+        return Ok(None);
+    }
+    let name = format!("on-failure-{}-{run}", entry.crate_name).to_lowercase();
+    fanout_esm::s3_client(aws)
+        .create_bucket()
+        .bucket(&name)
+        .send()
+        .await?;
+    Ok(Some(name))
+}
+
+/// How many on-failure objects (batches given up on) `bucket` holds.
+pub async fn on_failure_objects(
+    aws: &aws_config::SdkConfig,
+    bucket: &str,
+) -> Result<usize, DemoError> {
+    let listed = fanout_esm::s3_client(aws)
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix("aws/lambda/")
+        .send()
+        .await?;
+    Ok(listed.contents().len())
+}
+
 /// How `entry`'s local mapping delivers the Users stream: as its deployed mapping would, from
 /// the DynamoDB stream or (`source: kinesis`) as Kinesis records carrying each change.
 pub fn record_shape(entry: &ConsumerEntry) -> RecordShape {

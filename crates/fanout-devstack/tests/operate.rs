@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use fanout_devstack::demo::DemoOptions;
-use fanout_devstack::wiring::{LocalTargets, function_config, record_shape};
+use fanout_devstack::wiring::{LocalTargets, function_config, on_failure_bucket, record_shape};
 use fanout_esm::{LocalLambdaApi, LocalMapping, MappingSettings, RuntimeApiHost};
 use fanout_registry::ConsumerEntry;
 use fanout_testkit::fault_proxy::{Calls, Fault, FaultProxy, Rule};
@@ -24,10 +24,21 @@ use fanout_testkit::{local_sdk_config, ministack_url, unique_name};
 use serde_json::{Value, json};
 
 /// One consumer wired as its stack wires it: its function (behind the shared Lambda API), its
-/// DLQ and its mapping on the Users stream.
+/// DLQ, its on-failure bucket (when its registry entry has one) and its mapping on the Users
+/// stream.
 struct Wired {
     dlq_url: String,
+    on_failure_bucket: Option<String>,
     mapping: LocalMapping<Arc<RuntimeApiHost>>,
+}
+
+/// Where a stage's mappings send a batch they give up on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum GiveUpTo {
+    /// As each consumer's registry entry says (its DLQ, or its bucket).
+    Registry,
+    /// The DLQ, whatever the registry says: to produce OnFailure ranges to read again.
+    Dlq,
 }
 
 /// The local stack of one test: targets, consumers, a proxy in front of ministack's services
@@ -44,6 +55,10 @@ impl Stage {
     /// Wires `names`; `max_retries` overrides each mapping's retry attempts (fewer retries get
     /// a failing batch to its OnFailure record sooner).
     async fn new(names: &[&str], max_retries: Option<u32>) -> Stage {
+        Self::giving_up_to(names, max_retries, GiveUpTo::Registry).await
+    }
+
+    async fn giving_up_to(names: &[&str], max_retries: Option<u32>, give_up: GiveUpTo) -> Stage {
         let aws = local_sdk_config().await;
         let sqs = aws_sdk_sqs::Client::new(&aws);
         let run = unique_name("ops");
@@ -81,10 +96,21 @@ impl Stage {
             if let Some(retries) = max_retries {
                 settings.maximum_retry_attempts = retries;
             }
-            let mapping =
+            let mut mapping =
                 LocalMapping::new(&aws, &local.stream_arn, *name, &dlq_url, settings, host)
                     .with_record_shape(record_shape(entry));
-            consumers.insert((*name).to_owned(), Wired { dlq_url, mapping });
+            let on_failure_bucket = on_failure_bucket(&aws, entry, &run).await.unwrap();
+            if let (Some(bucket), GiveUpTo::Registry) = (&on_failure_bucket, give_up) {
+                mapping = mapping.with_on_failure_bucket(bucket);
+            }
+            consumers.insert(
+                (*name).to_owned(),
+                Wired {
+                    dlq_url,
+                    on_failure_bucket,
+                    mapping,
+                },
+            );
         }
         let lambda = LocalLambdaApi::start(hosts).await.unwrap();
         Stage {
@@ -208,6 +234,9 @@ impl Stage {
             "--dlq-url",
             self.dlq(name),
         ];
+        if let Some(bucket) = &self.consumers[name].on_failure_bucket {
+            args.extend(["--on-failure-bucket", bucket.as_str()]);
+        }
         args.extend_from_slice(extra);
         let (code, stdout, stderr) = self.ops(&args);
         let report = serde_json::from_str(&stdout).unwrap_or_else(|e| {
@@ -316,7 +345,7 @@ async fn a_parked_record_is_redriven_once_the_target_is_fixed_and_never_twice() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_on_failure_range_is_read_again_from_the_stream_and_delivered_in_order() {
-    let mut stage = Stage::new(&["crm-sync"], Some(2)).await;
+    let mut stage = Stage::giving_up_to(&["crm-sync"], Some(2), GiveUpTo::Dlq).await;
     // EventBridge down: every batch fails until the mapping gives up and sends its range.
     stage
         .services
@@ -350,6 +379,10 @@ async fn an_on_failure_range_is_read_again_from_the_stream_and_delivered_in_orde
     expected.extend(["trimmed".to_owned(), "unrecognised".to_owned()]);
     expected.sort();
     assert_eq!(seen, expected, "{report}");
+    let bucket = stage.consumers["crm-sync"]
+        .on_failure_bucket
+        .clone()
+        .unwrap();
     let (_, human, _) = stage.ops(&[
         "redrive",
         "crm-sync",
@@ -358,6 +391,8 @@ async fn an_on_failure_range_is_read_again_from_the_stream_and_delivered_in_orde
         "crm-sync",
         "--dlq-url",
         stage.dlq("crm-sync"),
+        "--on-failure-bucket",
+        &bucket,
     ]);
     assert!(human.contains("reconcile crm-sync --repair"), "{human}");
 
@@ -386,6 +421,105 @@ async fn an_on_failure_range_is_read_again_from_the_stream_and_delivered_in_orde
     assert!(
         stage.crm_events().await.is_empty(),
         "a second redrive publishes nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_given_up_on_is_redriven_from_its_on_failure_object_after_the_stream_is_gone() {
+    // crm-sync's registry entry sends what its mapping gives up on, whole, to a bucket.
+    let mut stage = Stage::new(&["crm-sync"], Some(2)).await;
+    let bucket = stage.consumers["crm-sync"]
+        .on_failure_bucket
+        .clone()
+        .unwrap();
+    stage
+        .services
+        .add(Rule::new("PutEvents", Calls::Every, Fault::Status(500)));
+    stage.put("flo", "free", 1).await;
+    stage.put("flo", "pro", 2).await;
+    stage.deliver("crm-sync").await;
+    assert!(stage.crm_events().await.is_empty());
+    assert!(
+        stage.dlq_bodies("crm-sync").await.is_empty(),
+        "not the queue"
+    );
+    let s3 = fanout_esm::s3_client(&stage.aws);
+    let keys = |s3: aws_sdk_s3::Client, bucket: String| async move {
+        s3.list_objects_v2()
+            .bucket(&bucket)
+            .send()
+            .await
+            .unwrap()
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(str::to_owned))
+            .collect::<Vec<_>>()
+    };
+    let objects = keys(s3.clone(), bucket.clone()).await;
+    assert!(
+        !objects.is_empty(),
+        "the mapping gave the batch up to its bucket"
+    );
+    let first = s3
+        .get_object()
+        .bucket(&bucket)
+        .key(&objects[0])
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes();
+
+    // The stream is gone (the table deleted, as 24 h of trimming would leave the range): an
+    // OnFailure record in a queue could no longer be redriven; the object holds the records.
+    aws_sdk_dynamodb::Client::new(&stage.aws)
+        .delete_table()
+        .table_name(&stage.local.users_table)
+        .send()
+        .await
+        .unwrap();
+    stage.services.clear();
+    let (code, report) = stage.redrive("crm-sync", &["--dry-run"]);
+    assert_eq!(code, 0, "{report}");
+    assert!(outcomes(&report).iter().all(|o| o == "dry-run"), "{report}");
+    assert_eq!(report["messages"][0]["kind"], "on-failure-object");
+    let (code, report) = stage.redrive("crm-sync", &[]);
+    assert_eq!(code, 0, "{report}");
+    assert!(
+        outcomes(&report).iter().all(|o| o == "redriven"),
+        "{report}"
+    );
+    let mut events = stage.crm_events().await;
+    events.sort();
+    assert_eq!(
+        events,
+        [
+            ("flo".to_owned(), 1, "UserCreated".to_owned()),
+            ("flo".to_owned(), 2, "UserPlanChanged".to_owned())
+        ],
+        "each effect once"
+    );
+    assert!(
+        keys(s3.clone(), bucket.clone()).await.is_empty(),
+        "redriven objects are deleted"
+    );
+
+    // The same object again (a second operator, a restored copy): nothing new.
+    s3.put_object()
+        .bucket(&bucket)
+        .key(&objects[0])
+        .body(first.into())
+        .send()
+        .await
+        .unwrap();
+    let (code, report) = stage.redrive("crm-sync", &[]);
+    assert_eq!((code, outcomes(&report)), (0, vec!["redriven".to_owned()]));
+    assert!(
+        stage.crm_events().await.is_empty(),
+        "the ledger makes it a no-op"
     );
 }
 

@@ -28,7 +28,8 @@ pub mod settings;
 pub use invoke::{Invoke, InvokeApi, InvokeError};
 pub use lambda_api::LocalLambdaApi;
 pub use mapping::{
-    Discarded, Invocation, InvocationOutcome, LocalMapping, MappingError, PollReport,
+    Discarded, Invocation, InvocationOutcome, LocalMapping, MappingError, OnFailureDestination,
+    PollReport, on_failure_object_key, s3_client,
 };
 pub use record::RecordShape;
 pub use runtime_api::{FunctionConfig, HostError, HostStats, RuntimeApiHost};

@@ -14,7 +14,10 @@
 //!   on-failure record with `DDBStreamBatchInfo` (the shape Lambda sends) goes to the DLQ; when
 //!   the destination refuses it (queue gone, key disabled, policy wrong), Lambda drops the
 //!   records all the same and counts them in the mapping's `DroppedEventCount`
-//!   ([`PollReport::dropped`]);
+//!   ([`PollReport::dropped`]). With an S3 bucket as the destination
+//!   ([`LocalMapping::with_on_failure_bucket`]) the object is the same record plus `payload`,
+//!   the whole batch as the function was invoked with it, under
+//!   `aws/lambda/<mapping UUID>/<shard ID>/YYYY/MM/DD/YYYY-MM-DDTHH.MM.SS-<UUID>`;
 //! - one batch in flight per shard (parallelization factor 1), so per-key order holds.
 //!
 //! With [`RecordShape::Kinesis`] the same stream is delivered as a mapping on the table's
@@ -92,13 +95,25 @@ struct StreamItem {
     arrival: SystemTime,
 }
 
+/// Where a mapping sends the record of a batch it gives up on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OnFailureDestination {
+    /// An SQS queue: the record only (batch metadata).
+    Queue { url: String },
+    /// An S3 bucket: the record and the whole batch (`payload`).
+    Bucket { name: String },
+}
+
 /// One consumer's mapping on one stream.
 pub struct LocalMapping<I> {
     streams: aws_sdk_dynamodbstreams::Client,
     sqs: aws_sdk_sqs::Client,
+    s3: aws_sdk_s3::Client,
+    /// This mapping's UUID, as Lambda gives each mapping one.
+    uuid: String,
     stream_arn: String,
     function_name: String,
-    on_failure_queue_url: String,
+    on_failure: OnFailureDestination,
     settings: MappingSettings,
     shape: RecordShape,
     invoker: I,
@@ -130,9 +145,13 @@ impl<I: Invoke> LocalMapping<I> {
         LocalMapping {
             streams: aws_sdk_dynamodbstreams::Client::new(aws),
             sqs: aws_sdk_sqs::Client::new(aws),
+            s3: s3_client(aws),
+            uuid: uuid::Uuid::new_v4().to_string(),
             stream_arn: stream_arn.into(),
             function_name: function_name.into(),
-            on_failure_queue_url: on_failure_queue_url.into(),
+            on_failure: OnFailureDestination::Queue {
+                url: on_failure_queue_url.into(),
+            },
             settings,
             shape: RecordShape::DynamoDbStream,
             invoker,
@@ -148,8 +167,20 @@ impl<I: Invoke> LocalMapping<I> {
         self
     }
 
+    /// Sends the record of a batch given up on, with the batch itself, to the S3 bucket `name`
+    /// instead of the queue.
+    pub fn with_on_failure_bucket(mut self, name: impl Into<String>) -> Self {
+        self.on_failure = OnFailureDestination::Bucket { name: name.into() };
+        self
+    }
+
     pub fn invoker(&self) -> &I {
         &self.invoker
+    }
+
+    /// The mapping's UUID (the `<mapping UUID>` of its on-failure objects' keys).
+    pub fn uuid(&self) -> &str {
+        &self.uuid
     }
 
     /// Reads every record now in the stream past the checkpoints and drives the function over
@@ -438,7 +469,7 @@ impl<I: Invoke> LocalMapping<I> {
         let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
             return Ok(());
         };
-        let body = on_failure_record(
+        let mut body = on_failure_record(
             &self.function_name,
             &self.stream_arn,
             &self.shape,
@@ -449,16 +480,36 @@ impl<I: Invoke> LocalMapping<I> {
             last,
             batch.len(),
         );
-        let sent = self
-            .sqs
-            .send_message()
-            .queue_url(&self.on_failure_queue_url)
-            .message_body(body.to_string())
-            .send()
-            .await;
-        if let Err(err) = sent {
+        let delivered = match &self.on_failure {
+            OnFailureDestination::Queue { url } => self
+                .sqs
+                .send_message()
+                .queue_url(url)
+                .message_body(body.to_string())
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("SQS SendMessage to {url}: {e:?}")),
+            OnFailureDestination::Bucket { name } => {
+                let payload =
+                    json!({"Records": batch.iter().map(|i| i.json.clone()).collect::<Vec<_>>()});
+                body["payload"] = Value::String(payload.to_string());
+                let key = on_failure_object_key(&self.uuid, shard_id, SystemTime::now());
+                self.s3
+                    .put_object()
+                    .bucket(name)
+                    .key(&key)
+                    .content_type("application/json")
+                    .body(body.to_string().into_bytes().into())
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| format!("S3 PutObject {name}/{key}: {e:?}"))
+            }
+        };
+        if let Err(error) = delivered {
             // Lambda moves on without the record: the batch is dropped, and counted.
-            tracing::error!(queue_url = %self.on_failure_queue_url, error = ?err, records = batch.len(),
+            tracing::error!(%error, records = batch.len(),
                 "the on-failure destination refused the record; the batch is dropped (DroppedEventCount)");
             report.dropped += batch.len();
         }
@@ -469,6 +520,28 @@ impl<I: Invoke> LocalMapping<I> {
         });
         Ok(())
     }
+}
+
+/// An S3 client for on-failure buckets: path-style requests, which any endpoint answers (AWS,
+/// or a local one on a loopback port).
+pub fn s3_client(aws: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(aws)
+            .force_path_style(true)
+            .build(),
+    )
+}
+
+/// The key Lambda gives an on-failure object:
+/// `aws/lambda/<mapping UUID>/<shard ID>/YYYY/MM/DD/YYYY-MM-DDTHH.MM.SS-<random UUID>`.
+pub fn on_failure_object_key(mapping_uuid: &str, shard_id: &str, at: SystemTime) -> String {
+    let at = chrono::DateTime::<chrono::Utc>::from(at);
+    format!(
+        "aws/lambda/{mapping_uuid}/{shard_id}/{}/{}-{}",
+        at.format("%Y/%m/%d"),
+        at.format("%Y-%m-%dT%H.%M.%S"),
+        uuid::Uuid::new_v4()
+    )
 }
 
 fn stream_error(operation: &'static str, err: &dyn std::fmt::Debug) -> MappingError {

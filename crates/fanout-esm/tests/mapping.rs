@@ -418,6 +418,73 @@ async fn a_batch_whose_on_failure_record_is_refused_is_dropped_and_counted() {
 }
 
 #[tokio::test]
+async fn a_batch_given_up_on_goes_whole_to_an_on_failure_bucket() {
+    let setup = Setup::new().await;
+    for user in users(2) {
+        setup.put(&user, "free", 1).await;
+    }
+    let s3 = fanout_esm::s3_client(&setup.aws);
+    let bucket = unique_name("on-failure").to_lowercase();
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let function = Scripted::new(|_, _| {
+        Err(InvokeError::Function {
+            error_type: "Unhandled".into(),
+            message: "always down".into(),
+        })
+    });
+    let no_bisect = MappingSettings {
+        bisect_batch_on_function_error: false,
+        maximum_retry_attempts: 1,
+        ..settings()
+    };
+    let mut mapping = setup
+        .mapping(no_bisect, function)
+        .with_on_failure_bucket(&bucket);
+    let report = mapping.poll().await.unwrap();
+    assert_eq!((report.discarded.len(), report.dropped), (1, 0));
+    assert!(setup.on_failure_records().await.is_empty(), "not the queue");
+
+    let listed = s3.list_objects_v2().bucket(&bucket).send().await.unwrap();
+    let keys: Vec<String> = listed
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_owned))
+        .collect();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let prefix = format!("aws/lambda/{}/shardId-", mapping.uuid());
+    assert!(
+        keys[0].starts_with(&prefix),
+        "{} not under {prefix}",
+        keys[0]
+    );
+    let object = s3
+        .get_object()
+        .bucket(&bucket)
+        .key(&keys[0])
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes();
+    let record: Value = serde_json::from_slice(&object).unwrap();
+    assert_eq!(
+        record["requestContext"]["condition"],
+        "RetryAttemptsExhausted"
+    );
+    assert_eq!(record["DDBStreamBatchInfo"]["batchSize"], 2);
+    let payload: Value = serde_json::from_str(record["payload"].as_str().unwrap()).unwrap();
+    let (payload_users, _) = users_and_sequences(&payload);
+    assert_eq!(
+        payload_users,
+        users(2),
+        "the whole batch, as the function got it"
+    );
+}
+
+#[tokio::test]
 async fn records_older_than_the_maximum_age_are_discarded_undelivered() {
     let setup = Setup::new().await;
     setup.put("old", "free", 1).await;

@@ -1,6 +1,7 @@
-//! A consumer as deployed: its function, DLQ and mapping batch size, found from its stack's
-//! outputs (`FunctionName`, `DlqUrl`), each overridable by a flag; the Users table from the
-//! tables stack's SSM parameter.
+//! A consumer as deployed: its function, DLQ, on-failure bucket (when its registry entry has
+//! one) and mapping batch size, found from its stack's outputs (`FunctionName`, `DlqUrl`,
+//! `OnFailureBucketName`), each overridable by a flag; the Users table from the tables stack's
+//! SSM parameter.
 
 use fanout_registry::ConsumerEntry;
 
@@ -21,6 +22,10 @@ pub struct DeployedOverrides {
     /// The DLQ, instead of the stack's `DlqUrl` output.
     #[arg(long)]
     pub dlq_url: Option<String>,
+    /// The on-failure bucket (a consumer whose registry entry says `onFailure.destination:
+    /// bucket`), instead of the stack's `OnFailureBucketName` output.
+    #[arg(long)]
+    pub on_failure_bucket: Option<String>,
 }
 
 /// A consumer's deployed resources.
@@ -29,6 +34,8 @@ pub struct Deployed {
     pub consumer: String,
     pub function_name: String,
     pub dlq_url: String,
+    /// Where the mapping puts whole batches it gives up on, when it has such a bucket.
+    pub on_failure_bucket: Option<String>,
     /// The mapping's batch size (the registry's): no redrive invocation carries more.
     pub batch_size: usize,
 }
@@ -50,37 +57,42 @@ impl Deployed {
                     entry.crate_name
                 ))
             })?;
-        let (function_name, dlq_url) = match (&overrides.function_name, &overrides.dlq_url) {
-            (Some(function), Some(dlq)) => (function.clone(), dlq.clone()),
-            _ => {
-                let stack = overrides.stack_name.as_deref().unwrap_or(&entry.name);
-                let outputs = stack_outputs(aws, stack).await?;
-                let output = |key: &str| {
-                    outputs
-                        .iter()
-                        .find(|(k, _)| k == key)
-                        .map(|(_, v)| v.clone())
-                        .ok_or_else(|| OpsError::Lookup {
-                            what: format!("output {key} of stack {stack}"),
-                            message: "the stack has no such output; deploy it from this version of the app, or pass the value as a flag".to_owned(),
-                        })
-                };
-                (
-                    match &overrides.function_name {
-                        Some(f) => f.clone(),
-                        None => output("FunctionName")?,
-                    },
-                    match &overrides.dlq_url {
-                        Some(d) => d.clone(),
-                        None => output("DlqUrl")?,
-                    },
-                )
-            }
+        let needs_bucket = entry.on_failure_to_bucket() && overrides.on_failure_bucket.is_none();
+        let stack = overrides.stack_name.as_deref().unwrap_or(&entry.name);
+        let outputs =
+            if overrides.function_name.is_some() && overrides.dlq_url.is_some() && !needs_bucket {
+                Vec::new()
+            } else {
+                stack_outputs(aws, stack).await?
+            };
+        let output = |key: &str| {
+            outputs
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+                .ok_or_else(|| OpsError::Lookup {
+                    what: format!("output {key} of stack {stack}"),
+                    message: "the stack has no such output; deploy it from this version of the app, or pass the value as a flag".to_owned(),
+                })
+        };
+        let function_name = match &overrides.function_name {
+            Some(f) => f.clone(),
+            None => output("FunctionName")?,
+        };
+        let dlq_url = match &overrides.dlq_url {
+            Some(d) => d.clone(),
+            None => output("DlqUrl")?,
+        };
+        let on_failure_bucket = match &overrides.on_failure_bucket {
+            Some(bucket) => Some(bucket.clone()),
+            None if entry.on_failure_to_bucket() => Some(output("OnFailureBucketName")?),
+            None => None,
         };
         Ok(Deployed {
             consumer: entry.crate_name.clone(),
             function_name,
             dlq_url,
+            on_failure_bucket,
             batch_size,
         })
     }

@@ -12,8 +12,14 @@
 //!   `TrimmedDataAccessException`, or a Kinesis shard whose first record is past the range's
 //!   start) is reported and kept: `reconcile` finds what it missed.
 //!
-//! A message is deleted only when every record in it succeeded. Every other message is made
-//! visible again at the end. The ledger (or the target) makes a second redrive a no-op.
+//! - An object in the consumer's on-failure bucket (`onFailure.destination: bucket`): Lambda's
+//!   record of a batch it gave up on, with the whole batch in `payload`. Its records are
+//!   invoked as they are, in batches no larger than the mapping's: no stream is read, so a
+//!   batch given up on outlives the stream's retention for as long as the object is kept.
+//!
+//! A message (or object) is deleted only when every record in it succeeded. Every other
+//! message is made visible again at the end. The ledger (or the target) makes a second
+//! redrive a no-op.
 
 use std::time::{Duration, SystemTime};
 
@@ -115,6 +121,8 @@ impl DlqMessage {
 pub enum MessageKind {
     Parked,
     OnFailure,
+    /// An object of the on-failure bucket: a batch given up on, whole.
+    OnFailureObject,
     Unrecognised,
 }
 
@@ -160,6 +168,7 @@ pub struct RedriveReport {
     pub function_name: String,
     pub dlq_url: String,
     pub dry_run: bool,
+    /// The DLQ's messages, then the on-failure bucket's objects (`messageId` is the key).
     pub messages: Vec<MessageReport>,
 }
 
@@ -191,7 +200,7 @@ impl RedriveReport {
             }
         }
         lines.push(format!(
-            "redrive {}: {} message(s): {} redriven, {} kept, {} trimmed, {} unrecognised{}",
+            "redrive {}: {} message(s) and on-failure object(s): {} redriven, {} kept, {} trimmed, {} unrecognised{}",
             self.consumer,
             self.messages.len(),
             self.count(MessageOutcome::Redriven),
@@ -277,6 +286,10 @@ pub async fn redrive(
     release(&sqs, &deployed.dlq_url, keep).await;
     if let Some(err) = failure {
         return Err(err);
+    }
+    if let Some(bucket) = &deployed.on_failure_bucket {
+        let room = options.max_messages.saturating_sub(reports.len());
+        reports.extend(redrive_bucket(aws, bucket, deployed, &function, options, room).await?);
     }
     Ok(RedriveReport {
         consumer: deployed.consumer.clone(),
@@ -434,6 +447,138 @@ async fn handle(
         "every record succeeded; deleted".to_owned()
     };
     Ok(report)
+}
+
+/// The prefix Lambda writes on-failure objects under (`aws/lambda/<mapping UUID>/...`).
+const ON_FAILURE_PREFIX: &str = "aws/lambda/";
+
+/// Redrives at most `limit` objects of the on-failure `bucket`, oldest key first.
+async fn redrive_bucket(
+    aws: &aws_config::SdkConfig,
+    bucket: &str,
+    deployed: &Deployed,
+    function: &Function,
+    options: &RedriveOptions,
+    limit: usize,
+) -> Result<Vec<MessageReport>, OpsError> {
+    let s3 = fanout_esm::s3_client(aws);
+    let mut keys = Vec::new();
+    let mut token = None;
+    loop {
+        let page = s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(ON_FAILURE_PREFIX)
+            .set_continuation_token(token)
+            .send()
+            .await
+            .map_err(OpsError::aws(format!("S3 ListObjectsV2 {bucket}")))?;
+        keys.extend(
+            page.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_owned)),
+        );
+        token = page.next_continuation_token().map(str::to_owned);
+        if token.is_none() || keys.len() >= limit {
+            break;
+        }
+    }
+    keys.truncate(limit);
+    let mut reports = Vec::new();
+    for key in keys {
+        let body = s3
+            .get_object()
+            .bucket(bucket)
+            .key(&key)
+            .send()
+            .await
+            .map_err(OpsError::aws(format!("S3 GetObject {bucket}/{key}")))?
+            .body
+            .collect()
+            .await
+            .map_err(|e| OpsError::Aws {
+                operation: format!("S3 GetObject {bucket}/{key}"),
+                message: e.to_string(),
+            })?
+            .into_bytes();
+        let mut report = MessageReport {
+            message_id: key.clone(),
+            kind: MessageKind::OnFailureObject,
+            outcome: MessageOutcome::Kept,
+            records: 0,
+            filtered_out: 0,
+            invocations: 0,
+            sequence_numbers: Vec::new(),
+            parked_reason: None,
+            detail: String::new(),
+        };
+        let records = match on_failure_object_records(&body) {
+            Ok(records) => records,
+            Err(why) => {
+                report.outcome = MessageOutcome::Unrecognised;
+                report.detail = format!("{why}; left in the bucket");
+                reports.push(report);
+                continue;
+            }
+        };
+        report.records = records.len();
+        report.sequence_numbers = records
+            .iter()
+            .map(|r| {
+                read_record(r)
+                    .item_identifier
+                    .unwrap_or_else(|| "?".to_owned())
+            })
+            .collect();
+        if options.dry_run {
+            report.outcome = MessageOutcome::DryRun;
+            report.invocations = records.len().div_ceil(deployed.batch_size);
+            report.detail = format!("would invoke {} with them", function.name());
+            reports.push(report);
+            continue;
+        }
+        let mut failed = None;
+        for chunk in records.chunks(deployed.batch_size) {
+            report.invocations += 1;
+            let answer = function.invoke(chunk).await?;
+            if !answer.succeeded() {
+                failed = Some(answer.describe());
+                break;
+            }
+        }
+        match failed {
+            Some(why) => report.detail = format!("{why}; left in the bucket"),
+            None => {
+                s3.delete_object()
+                    .bucket(bucket)
+                    .key(&key)
+                    .send()
+                    .await
+                    .map_err(OpsError::aws(format!("S3 DeleteObject {bucket}/{key}")))?;
+                report.outcome = MessageOutcome::Redriven;
+                report.detail = "every record succeeded; deleted".to_owned();
+            }
+        }
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
+/// The records of an on-failure object: its `payload` (the invocation event, as a JSON string
+/// or object) `Records`.
+pub fn on_failure_object_records(body: &[u8]) -> Result<Vec<Value>, String> {
+    let object: Value =
+        serde_json::from_slice(body).map_err(|e| format!("the object is not JSON: {e}"))?;
+    let payload = match &object["payload"] {
+        Value::String(text) => serde_json::from_str::<Value>(text)
+            .map_err(|e| format!("its payload is not JSON: {e}"))?,
+        Value::Object(_) => object["payload"].clone(),
+        _ => return Err("the object has no payload (the batch Lambda gave up on)".to_owned()),
+    };
+    payload["Records"]
+        .as_array()
+        .cloned()
+        .ok_or_else(|| "its payload has no Records".to_owned())
 }
 
 /// Why a range was not read.
@@ -699,6 +844,30 @@ fn sequence_after(a: &str, b: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_on_failure_object_gives_its_batch_whether_the_payload_is_text_or_json() {
+        let batch = serde_json::json!({"Records": [{"eventID": "e-1"}, {"eventID": "e-2"}]});
+        let as_text = serde_json::json!({"requestContext": {"condition": "RetryAttemptsExhausted"},
+            "timestamp": "2026-12-03T14:00:00.000Z", "payload": batch.to_string()});
+        let as_json = serde_json::json!({"payload": batch.clone()});
+        for object in [as_text, as_json] {
+            let records =
+                on_failure_object_records(object.to_string().as_bytes()).unwrap_or_default();
+            assert_eq!(
+                records,
+                batch["Records"].as_array().cloned().unwrap_or_default()
+            );
+        }
+        for (body, why) in [
+            ("not json", "not JSON"),
+            ("{\"requestContext\": {}}", "no payload"),
+            ("{\"payload\": \"{}\"}", "no Records"),
+        ] {
+            let err = on_failure_object_records(body.as_bytes()).unwrap_err();
+            assert!(err.contains(why), "{err}");
+        }
+    }
 
     #[test]
     fn messages_are_told_apart() {

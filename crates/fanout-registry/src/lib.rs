@@ -57,6 +57,12 @@ impl ConsumerEntry {
         self.settings["source"].as_str() == Some("kinesis")
     }
 
+    /// Whether the mapping sends a batch it gives up on, whole, to a bucket of the consumer's
+    /// own (`onFailure.destination: bucket`) rather than its position to the DLQ.
+    pub fn on_failure_to_bucket(&self) -> bool {
+        self.settings["onFailure"]["destination"].as_str() == Some("bucket")
+    }
+
     /// The CDK context keys (`fanout:<key>`) naming outside resources that must exist before
     /// the consumer's stack is deployed (`prerequisites` in its entry).
     pub fn prerequisites(&self) -> Vec<String> {

@@ -11,7 +11,11 @@ use aws_config::{BehaviorVersion, SdkConfig};
 pub const LOCAL_REGION: &str = "us-east-1";
 
 /// Endpoint variables every integration test needs.
-const REQUIRED: [&str; 2] = ["AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SQS"];
+const REQUIRED: [&str; 3] = [
+    "AWS_ENDPOINT_URL_DYNAMODB",
+    "AWS_ENDPOINT_URL_SQS",
+    "AWS_ENDPOINT_URL_S3",
+];
 
 /// SDK config for the local stack. Panics (this is test code) when the endpoints are unset or
 /// not on loopback, so a test can never touch a real account.

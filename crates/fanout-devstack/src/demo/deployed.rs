@@ -83,6 +83,7 @@ impl Deployment {
         let ssm = aws_sdk_ssm::Client::new(aws);
         let cloudformation = aws_sdk_cloudformation::Client::new(aws);
         let mut dlqs = BTreeMap::new();
+        let mut on_failure_buckets = BTreeMap::new();
         let mut functions = BTreeMap::new();
         for consumer in consumers {
             let outputs = stack_outputs(&cloudformation, &consumer.name).await?;
@@ -93,6 +94,9 @@ impl Deployment {
                     .ok_or_else(|| format!("stack {} has no output {key}", consumer.name))
             };
             dlqs.insert(consumer.crate_name.clone(), get("DlqUrl")?);
+            if consumer.on_failure_to_bucket() {
+                on_failure_buckets.insert(consumer.crate_name.clone(), get("OnFailureBucketName")?);
+            }
             functions.insert(consumer.crate_name.clone(), get("FunctionName")?);
         }
         Ok(Deployment {
@@ -103,6 +107,7 @@ impl Deployment {
                 audit_table: parameter(&ssm, AUDIT_TABLE_PARAMETER).await?,
                 ledger_table: parameter(&ssm, LEDGER_TABLE_PARAMETER).await?,
                 dlqs,
+                on_failure_buckets,
             },
             functions,
             kinesis_readers: kinesis_readers(consumers),

@@ -18,7 +18,9 @@ use fanout_testkit::{local_sdk_config, ministack_url};
 use serde_json::Value;
 
 use super::scenario::{Scenario, UserWrite};
-use crate::wiring::{LocalTargets, function_config, record_shape};
+use crate::wiring::{
+    LocalTargets, function_config, on_failure_bucket, on_failure_objects, record_shape,
+};
 
 /// Why the demo could not run (as opposed to ran and found something wrong).
 pub type DemoError = Box<dyn std::error::Error + Send + Sync>;
@@ -60,7 +62,8 @@ pub struct Check {
 pub struct DlqContents {
     /// `(userId, error)` of each parked record.
     pub parked: Vec<(String, String)>,
-    /// OnFailure records (batch metadata only): batches the mapping gave up on.
+    /// Batches the mapping gave up on: OnFailure records in the DLQ (batch metadata only), or
+    /// objects in the consumer's on-failure bucket (the whole batch).
     pub on_failure: usize,
 }
 
@@ -88,6 +91,8 @@ pub struct Targets {
     pub ledger_table: String,
     /// Each consumer's DLQ, by crate name.
     pub dlqs: BTreeMap<String, String>,
+    /// The on-failure bucket of each consumer that has one, by crate name.
+    pub on_failure_buckets: BTreeMap<String, String>,
 }
 
 /// A redelivered batch: its size and how many records the function reported failed.
@@ -179,6 +184,7 @@ pub async fn run(scenario: &Scenario, options: &DemoOptions) -> Result<DemoRepor
     std::fs::create_dir_all(&options.log_dir)?;
     let mut consumers = Vec::new();
     let mut dlqs = BTreeMap::new();
+    let mut on_failure_buckets = BTreeMap::new();
     for entry in registry::consumers()? {
         let dlq_url = create_queue(&sqs, &named(&format!("{}-dlq", entry.crate_name))).await?;
         let log = options
@@ -196,7 +202,7 @@ pub async fn run(scenario: &Scenario, options: &DemoOptions) -> Result<DemoRepor
             delivered: Mutex::new(Vec::new()),
         });
         let settings = MappingSettings::from_json(entry.event_source_mapping())?;
-        let mapping = LocalMapping::new(
+        let mut mapping = LocalMapping::new(
             &aws,
             &local.stream_arn,
             &entry.crate_name,
@@ -205,6 +211,10 @@ pub async fn run(scenario: &Scenario, options: &DemoOptions) -> Result<DemoRepor
             Arc::clone(&function),
         )
         .with_record_shape(record_shape(&entry));
+        if let Some(bucket) = on_failure_bucket(&aws, &entry, &run).await? {
+            mapping = mapping.with_on_failure_bucket(&bucket);
+            on_failure_buckets.insert(entry.crate_name.clone(), bucket);
+        }
         dlqs.insert(entry.crate_name.clone(), dlq_url);
         consumers.push(Wired {
             entry,
@@ -246,6 +256,7 @@ pub async fn run(scenario: &Scenario, options: &DemoOptions) -> Result<DemoRepor
         audit_table: local.audit_table.clone(),
         ledger_table: local.ledger_table.clone(),
         dlqs,
+        on_failure_buckets,
     };
     observe(&aws, &local.search, &targets, &mut report.observed).await?;
     report.checks = check(scenario, &report);
@@ -375,6 +386,10 @@ pub async fn observe(
                 None => contents.on_failure += 1,
             }
         }
+    }
+    for (consumer, bucket) in &targets.on_failure_buckets {
+        let contents = observed.dlqs.entry(consumer.clone()).or_default();
+        contents.on_failure += on_failure_objects(aws, bucket).await?;
     }
     observed.ledger.clear();
     for entry in scan(&dynamodb, &targets.ledger_table).await? {
