@@ -416,13 +416,7 @@ export class StreamConsumer extends Construct {
       }),
       // Missing: the mapping reports a count only while it has events; none dropped.
       alarm('DroppedEvents', {
-        metric: new cloudwatch.Metric({
-          namespace: 'AWS/Lambda',
-          metricName: 'DroppedEventCount',
-          dimensionsMap: { EventSourceMappingUUID: this.mapping.eventSourceMappingId },
-          statistic: 'Sum',
-          period: minutes(1),
-        }),
+        metric: this.mappingMetric('DroppedEventCount', minutes(1)),
         threshold: 0,
         severity: 'page',
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
@@ -462,13 +456,7 @@ export class StreamConsumer extends Construct {
       // mapping's own count of deliveries is the signal.
       created.push(
         alarm('OnFailureObjects', {
-          metric: new cloudwatch.Metric({
-            namespace: 'AWS/Lambda',
-            metricName: 'OnFailureDestinationDeliveredEventCount',
-            dimensionsMap: { EventSourceMappingUUID: this.mapping.eventSourceMappingId },
-            statistic: 'Sum',
-            period: minutes(5),
-          }),
+          metric: this.mappingMetric('OnFailureDestinationDeliveredEventCount', minutes(5)),
           threshold: 0,
           severity: 'ticket',
           treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
@@ -510,6 +498,17 @@ export class StreamConsumer extends Construct {
     return created;
   }
 
+  /** One of the mapping's own event counts (`MAPPING_COUNTERS`), summed over `period`. */
+  private mappingMetric(name: (typeof MAPPING_COUNTERS)[number], period: cdk.Duration): cloudwatch.Metric {
+    return new cloudwatch.Metric({
+      namespace: 'AWS/Lambda',
+      metricName: name,
+      dimensionsMap: { EventSourceMappingUUID: this.mapping.eventSourceMappingId },
+      statistic: 'Sum',
+      period,
+    });
+  }
+
   /** One dashboard per consumer: the stream, the function, the DLQ and core's counters. */
   private createDashboard(settings: ConsumerSettings, fn: lambda.IFunction): cloudwatch.Dashboard {
     const period = cdk.Duration.minutes(5);
@@ -533,16 +532,7 @@ export class StreamConsumer extends Construct {
       new cloudwatch.GraphWidget({ title: 'Records per batch outcome', left: BATCH_COUNTERS.map(counter), stacked: true }),
       new cloudwatch.GraphWidget({
         title: 'The mapping: polled, filtered out, failed to invoke, sent on failure, dropped',
-        left: MAPPING_COUNTERS.map(
-          (name) =>
-            new cloudwatch.Metric({
-              namespace: 'AWS/Lambda',
-              metricName: name,
-              dimensionsMap: { EventSourceMappingUUID: this.mapping.eventSourceMappingId },
-              statistic: 'Sum',
-              period,
-            }),
-        ),
+        left: MAPPING_COUNTERS.map((name) => this.mappingMetric(name, period)),
       }),
     );
     return dashboard;

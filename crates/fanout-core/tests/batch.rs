@@ -735,23 +735,10 @@ async fn a_change_of_another_table_or_of_none_is_parked_and_never_reaches_the_ha
     );
 }
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn a_budget_larger_than_the_invocation_is_one_error_and_nothing_is_acted_on() {
     let setup = Setup::new().await;
-    let logs = Captured::default();
+    let logs = fanout_testkit::logs::LogSink::default();
     let writer = logs.clone();
     let subscriber = fanout_core::telemetry::json_subscriber(
         "info"
@@ -801,7 +788,7 @@ async fn a_budget_larger_than_the_invocation_is_one_error_and_nothing_is_acted_o
         assert_eq!(report.metrics.retryable_failed, 3);
     }
     assert_eq!(started.load(Ordering::SeqCst), 0, "nothing was acted on");
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     let lines: Vec<serde_json::Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

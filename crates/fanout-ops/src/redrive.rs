@@ -417,6 +417,29 @@ async fn handle(
             }
         }
     };
+    if !send_records(&records, &mut report, deployed, function, options, "queue").await? {
+        return Ok(report);
+    }
+    report.outcome = MessageOutcome::Redriven;
+    report.detail = if records.is_empty() {
+        "no record of the range passes the mapping's filters; deleted".to_owned()
+    } else {
+        "every record succeeded; deleted".to_owned()
+    };
+    Ok(report)
+}
+
+/// Sends `records` through `function` in batches of the mapping's size, filling `report`.
+/// `Ok(true)` when every record succeeded; `false` in a dry run (nothing sent) or at the first
+/// batch with a failure, which stays in its `place` (queue, bucket), named in the report.
+async fn send_records(
+    records: &[Value],
+    report: &mut MessageReport,
+    deployed: &Deployed,
+    function: &Function,
+    options: &RedriveOptions,
+    place: &str,
+) -> Result<bool, OpsError> {
     report.records = records.len();
     report.sequence_numbers = records
         .iter()
@@ -430,23 +453,17 @@ async fn handle(
         report.outcome = MessageOutcome::DryRun;
         report.invocations = records.len().div_ceil(deployed.batch_size);
         report.detail = format!("would invoke {} with them", function.name());
-        return Ok(report);
+        return Ok(false);
     }
     for chunk in records.chunks(deployed.batch_size) {
         report.invocations += 1;
         let answer = function.invoke(chunk).await?;
         if !answer.succeeded() {
-            report.detail = format!("{}; left in the queue", answer.describe());
-            return Ok(report);
+            report.detail = format!("{}; left in the {place}", answer.describe());
+            return Ok(false);
         }
     }
-    report.outcome = MessageOutcome::Redriven;
-    report.detail = if records.is_empty() {
-        "no record of the range passes the mapping's filters; deleted".to_owned()
-    } else {
-        "every record succeeded; deleted".to_owned()
-    };
-    Ok(report)
+    Ok(true)
 }
 
 /// The prefix Lambda writes on-failure objects under (`aws/lambda/<mapping UUID>/...`).
@@ -521,43 +538,15 @@ async fn redrive_bucket(
                 continue;
             }
         };
-        report.records = records.len();
-        report.sequence_numbers = records
-            .iter()
-            .map(|r| {
-                read_record(r)
-                    .item_identifier
-                    .unwrap_or_else(|| "?".to_owned())
-            })
-            .collect();
-        if options.dry_run {
-            report.outcome = MessageOutcome::DryRun;
-            report.invocations = records.len().div_ceil(deployed.batch_size);
-            report.detail = format!("would invoke {} with them", function.name());
-            reports.push(report);
-            continue;
-        }
-        let mut failed = None;
-        for chunk in records.chunks(deployed.batch_size) {
-            report.invocations += 1;
-            let answer = function.invoke(chunk).await?;
-            if !answer.succeeded() {
-                failed = Some(answer.describe());
-                break;
-            }
-        }
-        match failed {
-            Some(why) => report.detail = format!("{why}; left in the bucket"),
-            None => {
-                s3.delete_object()
-                    .bucket(bucket)
-                    .key(&key)
-                    .send()
-                    .await
-                    .map_err(OpsError::aws(format!("S3 DeleteObject {bucket}/{key}")))?;
-                report.outcome = MessageOutcome::Redriven;
-                report.detail = "every record succeeded; deleted".to_owned();
-            }
+        if send_records(&records, &mut report, deployed, function, options, "bucket").await? {
+            s3.delete_object()
+                .bucket(bucket)
+                .key(&key)
+                .send()
+                .await
+                .map_err(OpsError::aws(format!("S3 DeleteObject {bucket}/{key}")))?;
+            report.outcome = MessageOutcome::Redriven;
+            report.detail = "every record succeeded; deleted".to_owned();
         }
         reports.push(report);
     }

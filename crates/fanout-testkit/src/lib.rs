@@ -7,6 +7,7 @@
 //! - [`resources`]: local copies of the tables and queues the CDK app creates.
 //! - [`consumer`]: a consumer test's own ledger and DLQ; a `Users` row writer.
 //! - [`queues`]: reading back a DLQ or an inspection queue.
+//! - [`logs`]: an in-memory sink for what a consumer logs.
 //! - with the `services` feature: [`ses_outbox`] (mail ministack accepted),
 //!   [`search_standin`] (the OpenSearch document API stand-in) and [`fault_proxy`] (faults
 //!   between a function and a service, per operation and call).
@@ -19,6 +20,7 @@ pub mod consumer;
 pub mod fault_proxy;
 pub mod fixtures;
 pub mod local;
+pub mod logs;
 pub mod queues;
 pub mod resources;
 #[cfg(feature = "services")]

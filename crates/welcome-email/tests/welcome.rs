@@ -4,14 +4,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use fanout_core::{
     BatchProcessor, BatchReport, ConsumerConfig, Env, Ledger, RecordOutcome, RecordResult,
 };
+use fanout_testkit::logs::LogSink;
 use fanout_testkit::resources::create_verified_sender;
 use fanout_testkit::ses_outbox::{SentEmail, sent_emails};
 use fanout_testkit::{ConsumerResources, fixture_text, ministack_url, unique_name};
@@ -207,39 +207,23 @@ async fn undecodable_record_is_parked_and_sends_nothing() {
     assert!(setup.sent().await.is_empty());
 }
 
-/// An in-memory log sink.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Captured {
-    /// Makes this thread's log lines, at `level` and above, go to a new sink, as Lambda's JSON
-    /// lines would; logging returns to the global subscriber when the guard drops.
-    fn install(level: &str) -> (Self, tracing::subscriber::DefaultGuard) {
-        let logs = Captured::default();
-        let writer = logs.clone();
-        let subscriber = fanout_core::telemetry::json_subscriber(
-            level
-                .parse::<tracing_subscriber::filter::Targets>()
-                .unwrap(),
-            move || writer.clone(),
-        );
-        (logs, tracing::subscriber::set_default(subscriber))
-    }
-}
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+/// Makes this thread's log lines, at `level` and above, go to a new sink, as Lambda's JSON
+/// lines would; logging returns to the global subscriber when the guard drops.
+fn capture_logs(level: &str) -> (LogSink, tracing::subscriber::DefaultGuard) {
+    let logs = LogSink::default();
+    let writer = logs.clone();
+    let subscriber = fanout_core::telemetry::json_subscriber(
+        level
+            .parse::<tracing_subscriber::filter::Targets>()
+            .unwrap(),
+        move || writer.clone(),
+    );
+    (logs, tracing::subscriber::set_default(subscriber))
 }
 
 #[tokio::test]
 async fn no_email_address_in_any_log_line_even_at_debug() {
-    let (logs, _guard) = Captured::install("debug");
+    let (logs, _guard) = capture_logs("debug");
 
     let setup = Setup::new(false).await;
     setup.deliver("user-upgrade-free-to-pro.json").await; // rejected: error path
@@ -251,7 +235,7 @@ async fn no_email_address_in_any_log_line_even_at_debug() {
     setup.deliver("poison-undecodable-image.json").await; // parked
     assert_eq!(setup.sent().await.len(), 1);
 
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     let lines: Vec<&str> = text.lines().collect();
     assert!(
         lines.iter().any(|l| l.contains("welcome email sent")),
@@ -277,14 +261,14 @@ async fn no_email_address_in_any_log_line_even_at_debug() {
 /// metrics line counts it); a parked record's ERROR line names it by eventID.
 #[tokio::test]
 async fn at_info_success_is_silent_and_a_parked_record_is_named() {
-    let (logs, _guard) = Captured::install("info");
+    let (logs, _guard) = capture_logs("info");
 
     let setup = Setup::new(true).await;
     setup.deliver("user-upgrade-free-to-pro.json").await; // sent
     setup.deliver("user-upgrade-free-to-pro.json").await; // duplicate
     setup.deliver("user-downgrade-pro-to-free.json").await; // ignored
     assert_eq!(setup.sent().await.len(), 1);
-    let quiet = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let quiet = logs.text();
     assert_eq!(quiet, "", "successful records wrote lines at INFO");
 
     setup.deliver("poison-undecodable-image.json").await; // parked
@@ -293,7 +277,7 @@ async fn at_info_success_is_silent_and_a_parked_record_is_named() {
     ))
     .unwrap();
     let event_id = poison["Records"][0]["eventID"].as_str().unwrap();
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     let parked: Vec<serde_json::Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
