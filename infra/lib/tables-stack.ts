@@ -1,25 +1,15 @@
 import * as cdk from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kinesis from 'aws-cdk-lib/aws-kinesis';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
 import { AlarmTopics } from './alarm-topics';
 import { localAws, optionalContext } from './deployment';
+import { ParameterKey, parameterArn, parameterName } from './names';
+import { OperatorPolicy } from './operator-policy';
 
-/**
- * Where the tables stack publishes what consumer stacks need. Consumer stacks read these SSM
- * parameters at deploy time, so there is no CloudFormation export between stacks and each
- * consumer team redeploys alone.
- */
-export const PARAMETERS = {
-  usersTableName: '/fanout/tables/users/name',
-  usersStreamArn: '/fanout/tables/users/stream-arn',
-  usersStreamViewType: '/fanout/tables/users/stream-view-type',
-  usersKinesisStreamArn: '/fanout/tables/users/kinesis-stream-arn',
-  ledgerTableName: '/fanout/tables/ledger/name',
-  auditTableName: '/fanout/tables/audit/name',
-} as const;
 
 /** What the Users stream carries; consumers check it against what they need at cold start. */
 export const USERS_STREAM_VIEW = dynamodb.StreamViewType.NEW_AND_OLD_IMAGES;
@@ -40,6 +30,44 @@ export function kinesisRetentionHours(scope: Construct): number {
   return hours;
 }
 
+/** An existing Users table fanout attaches to instead of creating one. */
+export interface ExistingUsersTable {
+  readonly tableName: string;
+  /** Its DynamoDB stream's ARN (`Table.LatestStreamArn`). */
+  readonly streamArn: string;
+}
+
+/**
+ * `fanout:usersTableName` with `fanout:usersStreamArn`: attach to the API team's own Users
+ * table (this account and region) instead of creating one. fanout never modifies or deletes a
+ * table it did not create: the table is only referenced, and what the consumers need of it (a
+ * NEW_AND_OLD_IMAGES stream, the key `userId` (S), the Kinesis streaming destination when a
+ * consumer reads Kinesis) is checked by `fanout-ops preflight`, which names the command that
+ * fixes it. @default none: FanoutTables creates Users (the demo, e2e, first-time users).
+ */
+export function existingUsersTable(scope: Construct): ExistingUsersTable | undefined {
+  const tableName = optionalContext(scope, 'usersTableName');
+  const streamArn = optionalContext(scope, 'usersStreamArn');
+  if (tableName === undefined && streamArn === undefined) return undefined;
+  if (tableName === undefined || streamArn === undefined) {
+    throw new Error(
+      'CDK context fanout:usersTableName and fanout:usersStreamArn go together: the table to attach to and its stream ' +
+        '(aws dynamodb describe-table --table-name <table> --query Table.LatestStreamArn)',
+    );
+  }
+  if (!/^[a-zA-Z0-9_.-]{3,255}$/.test(tableName)) {
+    throw new Error(`CDK context fanout:usersTableName: ${JSON.stringify(tableName)} is not a DynamoDB table name`);
+  }
+  const match = /^arn:aws[a-z-]*:dynamodb:[a-z0-9-]+:[0-9]{12}:table\/([a-zA-Z0-9_.-]+)\/stream\/[^/]+$/.exec(streamArn);
+  if (!match) {
+    throw new Error(`CDK context fanout:usersStreamArn: ${JSON.stringify(streamArn)} is not a DynamoDB stream ARN (arn:aws:dynamodb:<region>:<account>:table/<table>/stream/<label>)`);
+  }
+  if (match[1] !== tableName) {
+    throw new Error(`CDK context fanout:usersStreamArn is a stream of table ${match[1]}, not of fanout:usersTableName ${tableName}`);
+  }
+  return { tableName, streamArn };
+}
+
 export interface TablesStackProps extends cdk.StackProps {
   /**
    * Whether Users also streams its changes to a Kinesis data stream (its Kinesis streaming
@@ -49,7 +77,8 @@ export interface TablesStackProps extends cdk.StackProps {
 }
 
 export class TablesStack extends cdk.Stack {
-  readonly users: dynamodb.Table;
+  /** Users: created here, or the existing table `fanout:usersTableName` names (referenced only). */
+  readonly users: dynamodb.ITable;
   readonly ledger: dynamodb.Table;
   readonly audit: dynamodb.Table;
   /** The Users table's Kinesis streaming destination, when a consumer reads it. */
@@ -57,6 +86,8 @@ export class TablesStack extends cdk.Stack {
   /** Where the tables' alarms go (`fanout:pageSubscriptions`, `fanout:ticketSubscriptions`). */
   readonly alarmTopics: AlarmTopics;
   readonly alarms: cloudwatch.Alarm[];
+  /** What fanout-ops may do to the tables, streams and parameters. */
+  readonly operator: OperatorPolicy;
 
   constructor(scope: Construct, id: string, props: TablesStackProps = {}) {
     super(scope, id, props);
@@ -73,17 +104,20 @@ export class TablesStack extends cdk.Stack {
       });
     }
 
-    this.users = new dynamodb.Table(this, 'Users', {
-      partitionKey: { name: 'userId', type: dynamodb.AttributeType.STRING },
-      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
-      stream: USERS_STREAM_VIEW,
-      // Microseconds: core orders a key's Kinesis records by creation time first.
-      ...(this.usersChanges
-        ? { kinesisStream: this.usersChanges, kinesisPrecisionTimestamp: dynamodb.ApproximateCreationDateTimePrecision.MICROSECOND }
-        : {}),
-      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
-      removalPolicy: cdk.RemovalPolicy.RETAIN,
-    });
+    const existing = existingUsersTable(this);
+    this.users = existing
+      ? dynamodb.Table.fromTableAttributes(this, 'Users', { tableName: existing.tableName, tableStreamArn: existing.streamArn })
+      : new dynamodb.Table(this, 'Users', {
+          partitionKey: { name: 'userId', type: dynamodb.AttributeType.STRING },
+          billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+          stream: USERS_STREAM_VIEW,
+          // Microseconds: core orders a key's Kinesis records by creation time first.
+          ...(this.usersChanges
+            ? { kinesisStream: this.usersChanges, kinesisPrecisionTimestamp: dynamodb.ApproximateCreationDateTimePrecision.MICROSECOND }
+            : {}),
+          pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+          removalPolicy: cdk.RemovalPolicy.RETAIN,
+        });
 
     this.ledger = new dynamodb.Table(this, 'EffectLedger', {
       partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
@@ -102,17 +136,19 @@ export class TablesStack extends cdk.Stack {
       removalPolicy: cdk.RemovalPolicy.RETAIN,
     });
 
-    const publish = (id: string, name: string, value: string) =>
-      new ssm.StringParameter(this, id, { parameterName: name, stringValue: value });
-    publish('UsersTableNameParam', PARAMETERS.usersTableName, this.users.tableName);
-    publish('UsersStreamArnParam', PARAMETERS.usersStreamArn, this.users.tableStreamArn ?? '');
-    publish('UsersStreamViewTypeParam', PARAMETERS.usersStreamViewType, USERS_STREAM_VIEW);
+    // Where consumer stacks read what they need, at deploy time: no CloudFormation export
+    // between stacks, so each consumer team redeploys alone.
+    const publish = (id: string, key: ParameterKey, value: string) =>
+      new ssm.StringParameter(this, id, { parameterName: parameterName(this, key), stringValue: value });
+    publish('UsersTableNameParam', 'usersTableName', this.users.tableName);
+    publish('UsersStreamArnParam', 'usersStreamArn', this.users.tableStreamArn ?? '');
+    publish('UsersStreamViewTypeParam', 'usersStreamViewType', USERS_STREAM_VIEW);
     if (this.usersChanges) {
-      publish('UsersKinesisStreamArnParam', PARAMETERS.usersKinesisStreamArn, this.usersChanges.streamArn);
+      publish('UsersKinesisStreamArnParam', 'usersKinesisStreamArn', this.usersChanges.streamArn);
       new cdk.CfnOutput(this, 'UsersKinesisStreamArn', { value: this.usersChanges.streamArn });
     }
-    publish('LedgerTableNameParam', PARAMETERS.ledgerTableName, this.ledger.tableName);
-    publish('AuditTableNameParam', PARAMETERS.auditTableName, this.audit.tableName);
+    publish('LedgerTableNameParam', 'ledgerTableName', this.ledger.tableName);
+    publish('AuditTableNameParam', 'auditTableName', this.audit.tableName);
     new cdk.CfnOutput(this, 'UsersTableName', { value: this.users.tableName });
     new cdk.CfnOutput(this, 'UsersStreamArn', { value: this.users.tableStreamArn ?? '' });
     new cdk.CfnOutput(this, 'LedgerTableName', { value: this.ledger.tableName });
@@ -121,6 +157,54 @@ export class TablesStack extends cdk.Stack {
     this.alarmTopics = new AlarmTopics(this, 'Alarms', { owner: 'FanoutTables' });
     this.alarmTopics.addOutputs(this);
     this.alarms = this.createAlarms();
+    this.operator = this.createOperatorPolicy();
+  }
+
+  /** fanout-ops on the tables: their parameters, Users' items and streams, the effect records. */
+  private createOperatorPolicy(): OperatorPolicy {
+    const qualifier = this.node.tryGetContext('@aws-cdk/core:bootstrapQualifier') ?? 'hnb659fds';
+    const statements = [
+      new iam.PolicyStatement({
+        sid: 'ParametersOfThisDeployment',
+        actions: ['ssm:GetParameter'],
+        resources: [
+          parameterArn(this, 'tables/*'),
+          parameterArn(this, 'consumers/*'),
+          this.formatArn({ service: 'ssm', resource: 'parameter', resourceName: `cdk-bootstrap/${qualifier}/version` }),
+        ],
+      }),
+      new iam.PolicyStatement({
+        sid: 'UsersItemsAndStreamsDescription',
+        actions: ['dynamodb:DescribeTable', 'dynamodb:Scan', 'dynamodb:GetItem', 'dynamodb:DescribeKinesisStreamingDestination'],
+        resources: [this.users.tableArn],
+      }),
+      new iam.PolicyStatement({
+        sid: 'UsersStreamRangesReadAgain',
+        actions: ['dynamodb:GetShardIterator', 'dynamodb:GetRecords'],
+        resources: [this.users.tableStreamArn ?? this.users.tableArn],
+      }),
+      new iam.PolicyStatement({ sid: 'LedgerEntriesRead', actions: ['dynamodb:GetItem'], resources: [this.ledger.tableArn] }),
+      new iam.PolicyStatement({ sid: 'AuditRowsRead', actions: ['dynamodb:Query'], resources: [this.audit.tableArn] }),
+      ...(this.usersChanges
+        ? [
+            new iam.PolicyStatement({
+              sid: 'UsersKinesisRangesReadAgain',
+              actions: ['kinesis:GetShardIterator', 'kinesis:GetRecords'],
+              resources: [this.usersChanges.streamArn],
+            }),
+          ]
+        : []),
+    ];
+    return new OperatorPolicy(this, 'Operator', {
+      part: 'tables',
+      statements,
+      wildcards: [
+        {
+          appliesTo: { regex: '/^Resource::arn:<AWS::Partition>:ssm:(<AWS::Region>|[a-z0-9-]+):(<AWS::AccountId>|[0-9]+):parameter/fanout/([a-z0-9-]+/)?(tables|consumers)/\\*$/g' },
+          reason: 'The parameters this deployment (and stage) publishes, under its own prefix; their names follow the registry, so a new consumer needs no policy change.',
+        },
+      ],
+    });
   }
 
   /**

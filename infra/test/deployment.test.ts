@@ -6,7 +6,9 @@ import * as cdk from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { buildApp } from '../lib/app';
-import { cdkJsonContext, EXAMPLE_CONTEXT } from '../lib/settings';
+import { cdkJsonContext, EXAMPLE_CONTEXT, loadSettings } from '../lib/settings';
+
+const settings = loadSettings();
 import { ensureRustToolchain } from '../lib/toolchain';
 
 function synthWith(context: Record<string, string>) {
@@ -68,6 +70,68 @@ describe('deployment settings', () => {
     assert.equal(math(Template.fromStack(aws.consumers.CrmSync)), 1, 'Stopped');
     assert.equal(math(Template.fromStack(aws.tables)), 5, 'two system-error and three Kinesis replication alarms');
     assert.throws(() => synthWith({ 'fanout:localAws': 'yes' }), /fanout:localAws must be true or false/);
+  });
+
+  it('fanout:stage puts the stage into every name a second deployment would collide on', () => {
+    const dev = synthWith({ 'fanout:stage': 'dev' });
+    assert.equal(dev.tables.stackName, 'FanoutTables-dev');
+    assert.deepEqual(Object.values(dev.consumers).map((c) => c.stackName).sort(), ['AuditLog-dev', 'CrmSync-dev', 'SearchWarm-dev', 'WelcomeEmail-dev']);
+    const everything = JSON.stringify([dev.tables, ...Object.values(dev.consumers)].map((st) => Template.fromStack(st).toJSON()));
+    const parameters = [...everything.matchAll(/"\/fanout\/[^"]*"/g)].map((m) => m[0]);
+    assert.ok(parameters.length > 10, 'parameters are named');
+    for (const name of parameters) assert.match(name, /^"\/fanout\/dev\//, `${name} carries no stage`);
+    const tables = Template.fromStack(dev.tables);
+    tables.hasResourceProperties('AWS::SSM::Parameter', { Name: '/fanout/dev/tables/users/name' });
+    const welcome = Template.fromStack(dev.consumers.WelcomeEmail);
+    welcome.hasResourceProperties('AWS::CloudWatch::Dashboard', { DashboardName: 'fanout-dev-welcome-email' });
+    welcome.hasResourceProperties('AWS::Kinesis::StreamConsumer', { ConsumerName: 'fanout-dev-welcome-email' });
+    welcome.hasResourceProperties('AWS::SSM::Parameter', { Name: '/fanout/dev/consumers/welcome-email' });
+    // Without a stage: today's names.
+    const plain = synthWith({});
+    assert.equal(plain.tables.stackName, 'FanoutTables');
+    Template.fromStack(plain.consumers.WelcomeEmail).hasResourceProperties('AWS::CloudWatch::Dashboard', { DashboardName: 'fanout-welcome-email' });
+    Template.fromStack(plain.tables).hasResourceProperties('AWS::SSM::Parameter', { Name: '/fanout/tables/users/name' });
+  });
+
+  it('fanout:usersTableName attaches to an existing table: referenced, never created, modified or deleted', () => {
+    const arn = 'arn:aws:dynamodb:eu-west-1:111111111111:table/ApiUsers/stream/2026-11-01T00:00:00.000';
+    const attached = synthWith({ 'fanout:usersTableName': 'ApiUsers', 'fanout:usersStreamArn': arn });
+    const tables = Template.fromStack(attached.tables);
+    const created = Object.values(tables.findResources('AWS::DynamoDB::Table')).map((t) => t.Properties.KeySchema[0].AttributeName);
+    assert.deepEqual(created.sort(), ['pk', 'userId'], 'EffectLedger (pk) and UserAudit (userId + auditId): no Users');
+    assert.equal(Object.values(tables.findResources('AWS::DynamoDB::Table')).filter((t) => t.Properties.SortKey).length, 0);
+    tables.hasResourceProperties('AWS::SSM::Parameter', { Name: '/fanout/tables/users/name', Value: 'ApiUsers' });
+    tables.hasResourceProperties('AWS::SSM::Parameter', { Name: '/fanout/tables/users/stream-arn', Value: arn });
+    assert.ok(!JSON.stringify(tables.toJSON()).includes('KinesisStreamSpecification'), 'the table is not changed');
+  });
+
+  it('refuses an existing table named without its stream, or with a stream of another table', () => {
+    const arn = 'arn:aws:dynamodb:eu-west-1:111111111111:table/ApiUsers/stream/2026-11-01T00:00:00.000';
+    assert.throws(() => synthWith({ 'fanout:usersTableName': 'ApiUsers' }), /fanout:usersTableName and fanout:usersStreamArn go together/);
+    assert.throws(() => synthWith({ 'fanout:usersStreamArn': arn }), /go together/);
+    assert.throws(() => synthWith({ 'fanout:usersTableName': 'Other', 'fanout:usersStreamArn': arn }), /a stream of table ApiUsers, not of fanout:usersTableName Other/);
+    assert.throws(() => synthWith({ 'fanout:usersTableName': 'ApiUsers', 'fanout:usersStreamArn': 'arn:aws:kinesis:x' }), /is not a DynamoDB stream ARN/);
+  });
+
+  it('refuses a stage that is not 1 to 16 of a-z, 0-9 and -', () => {
+    for (const bad of ['Dev', 'a_b', 'x'.repeat(17), 'dev stage']) {
+      assert.throws(() => synthWith({ 'fanout:stage': bad }), /fanout:stage must be 1 to 16 of a-z, 0-9 and -/, bad);
+    }
+  });
+
+  it("publishes what fanout-ops needs of each consumer in SSM, a registry entry's subset", () => {
+    for (const [name, stack] of Object.entries(synthWith({}).consumers)) {
+      const parameter = Object.values(Template.fromStack(stack).findResources('AWS::SSM::Parameter'))[0];
+      const entry = JSON.parse(parameter.Properties.Value);
+      const s = settings[name];
+      assert.equal(parameter.Properties.Name, `/fanout/consumers/${s.crate}`);
+      assert.deepEqual(entry, {
+        stack: s.stack, crate: s.crate, source: s.source, onFailure: { destination: s.onFailure.destination },
+        eventSourceMapping: { batchSize: s.eventSourceMapping.batchSize, filters: s.eventSourceMapping.filters },
+        alarms: { iteratorAgeMaxSeconds: s.alarms.iteratorAgeMaxSeconds },
+      });
+      assert.ok(parameter.Properties.Value.length < 4096, 'fits a standard parameter');
+    }
   });
 
   it('fanout:kinesisMappingOnStream maps a Kinesis consumer on the stream itself, for a local AWS only', () => {

@@ -1,4 +1,6 @@
 import { strict as assert } from 'node:assert';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { Match } from 'aws-cdk-lib/assertions';
 import * as cdk from 'aws-cdk-lib';
@@ -32,6 +34,7 @@ function statements(template: Record<string, any>): { where: string; statement: 
  */
 const ACTIONS_WITHOUT_RESOURCE: Record<string, string> = {
   'dynamodb:ListStreams': 'the event source mapping lists the table streams; the service authorization reference lists no resource type for it',
+  'ses:GetAccount': "preflight reads whether the account is in the SES sandbox; the action is account-wide and lists no resource type",
 };
 
 for (const { label, built: synthesized, allStacks } of syntheses) describe(`IAM (${label})`, () => {
@@ -98,5 +101,59 @@ describe('cdk-nag runs for real', () => {
     app.synth();
     const errors = annotations(stack).findError('*', Match.stringLikeRegexp('AwsSolutions-SQS.*'));
     assert.ok(errors.length >= 2, `expected SQS findings, got ${errors.length}`);
+  });
+});
+
+/** What fanout-ops calls (crates/fanout-ops/iam-actions.json): the operator policies' contract. */
+const OPS_ACTIONS: string[] = JSON.parse(
+  fs.readFileSync(path.join(__dirname, '..', '..', '..', 'crates', 'fanout-ops', 'iam-actions.json'), 'utf8'),
+).actions.map((a: { action: string }) => a.action);
+
+for (const { label, built: synthesized, allStacks } of syntheses) describe(`operator policies (${label})`, () => {
+  const policies = allStacks.map((stack) => {
+    const template = JSON.parse(JSON.stringify(stack.resolve((stack as any)._toCloudFormation())));
+    const managed = Object.entries<any>(template.Resources ?? {}).filter(([, r]) => r.Type === 'AWS::IAM::ManagedPolicy');
+    return { stack, managed };
+  });
+
+  it('every stack carries one, named for its deployment, attached to the operator role', () => {
+    for (const { stack, managed } of policies) {
+      assert.equal(managed.length, 1, `${stack.stackName}: ${managed.length} managed policies`);
+      const [, policy] = managed[0];
+      assert.match(policy.Properties.ManagedPolicyName, /^fanout-operator-(tables|[a-z-]+)$/, stack.stackName);
+      assert.deepEqual(policy.Properties.Roles, ['fanout-operator'], `${stack.stackName}: attached to fanout:operatorRoleArn's role`);
+    }
+  });
+
+  it('together they grant exactly what fanout-ops calls: each of its actions, and nothing else', () => {
+    const granted = new Set<string>();
+    for (const { stack, managed } of policies) {
+      for (const [, policy] of managed) {
+        for (const statement of policy.Properties.PolicyDocument.Statement) {
+          assert.equal(statement.Effect, 'Allow');
+          for (const action of [statement.Action].flat()) {
+            assert.ok(OPS_ACTIONS.includes(action), `${stack.stackName} grants ${action}, which fanout-ops never calls`);
+            granted.add(action);
+          }
+        }
+      }
+    }
+    assert.deepEqual([...granted].sort(), [...OPS_ACTIONS].sort(), 'every action fanout-ops calls is granted');
+  });
+
+  it("a consumer's policy names only its own resources", () => {
+    const consumerStacks = Object.values(synthesized.consumers);
+    for (const stack of consumerStacks) {
+      const template = JSON.parse(JSON.stringify(stack.resolve((stack as any)._toCloudFormation())));
+      const policy = Object.values<any>(template.Resources).find((r) => r.Type === 'AWS::IAM::ManagedPolicy');
+      const text = JSON.stringify(policy.Properties.PolicyDocument);
+      for (const other of consumerStacks.filter((o) => o !== stack)) {
+        assert.ok(!text.includes(other.stackName + '/'), `${stack.stackName}'s operator policy names ${other.stackName}`);
+      }
+      for (const ref of text.matchAll(/"Ref":"([A-Za-z0-9]+)"|"Fn::GetAtt":\["([A-Za-z0-9]+)"/g)) {
+        const id = ref[1] ?? ref[2];
+        assert.ok(template.Resources[id] || template.Parameters?.[id] || id.startsWith('AWS::'), `${stack.stackName}: ${id} is not its own`);
+      }
+    }
   });
 });

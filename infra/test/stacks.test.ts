@@ -107,7 +107,7 @@ for (const name of NAMES) {
         MemorySize: s.function.memoryMiB,
         Timeout: s.function.timeoutSeconds,
         ReservedConcurrentExecutions: s.function.reservedConcurrency,
-        LoggingConfig: Match.objectLike({ LogFormat: 'JSON', ApplicationLogLevel: 'INFO' }),
+        LoggingConfig: Match.objectLike({ LogFormat: 'JSON', ApplicationLogLevel: s.logs.level }),
       });
     });
 
@@ -296,6 +296,10 @@ for (const name of NAMES) {
       const s3Actions = statements.flatMap((st) => [st.Action].flat()).filter((a) => a.startsWith('s3:')).sort();
       assert.deepEqual(s3Actions, ['s3:ListBucket', 's3:PutObject'], 'the mapping writes; nothing reads or deletes under the function role');
       template.hasOutput('OnFailureBucketName', {});
+    });
+
+    it('keeps its logs as long as its registry entry says', () => {
+      template.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: s.logs.retentionDays });
     });
 
     it("turns on the mapping's event counts, so DroppedEventCount exists", () => {

@@ -87,6 +87,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 
     for segments in ["1", "4"] {
         let output = Command::new(functions.join("fanout-ops"))
+            .arg("--registry")
+            .arg(fanout_registry::workspace_root().join("infra/consumers"))
             .args([
                 "reconcile",
                 "audit-log",

@@ -32,6 +32,7 @@ use crate::demo::deployed::{Deployment, parameter, run_deployed};
 use crate::demo::run::parked_user_id;
 use crate::demo::{DemoError, Scenario};
 use crate::servers::{LOCAL_AWS_ACCOUNT, LocalAws, tools_dir};
+use fanout_registry::names::{Parameter, Stage, TABLES_STACK};
 
 /// How `make e2e` runs.
 #[derive(Debug, Clone)]
@@ -210,6 +211,18 @@ impl Run<'_> {
 const E2E_PAGE_SUBSCRIBER: &str = "oncall@fanout.example";
 const E2E_TICKET_SUBSCRIBER: &str = "tickets@fanout.example";
 
+/// `cdk deploy --all`, without asking.
+const DEPLOY_ALL: &[&str] = &["deploy", "--all", "--require-approval", "never"];
+
+/// The arguments of `npx cdk <words> <context>`.
+fn cdk(words: &[&str], context: &[String]) -> Vec<String> {
+    std::iter::once("cdk")
+        .chain(words.iter().copied())
+        .map(str::to_owned)
+        .chain(context.iter().cloned())
+        .collect()
+}
+
 fn cdk_context_args(options: &E2eOptions, search_endpoint: &str, extra: &[String]) -> Vec<String> {
     let mut args = vec![
         "-c".to_owned(),
@@ -365,12 +378,13 @@ async fn steps(
     let context = cdk_context_args(options, &search.endpoint(), &[]);
     let step = Instant::now();
     // The CLI synthesizes the app to bootstrap, so the deployment's settings go along.
-    let mut bootstrap = vec![
-        "cdk".to_owned(),
-        "bootstrap".to_owned(),
-        format!("aws://{LOCAL_AWS_ACCOUNT}/{}", fanout_testkit::LOCAL_REGION),
-    ];
-    bootstrap.extend(context.clone());
+    let bootstrap = cdk(
+        &[
+            "bootstrap",
+            &format!("aws://{LOCAL_AWS_ACCOUNT}/{}", fanout_testkit::LOCAL_REGION),
+        ],
+        &context,
+    );
     let bootstrap = runner
         .run("cdk-bootstrap", "infra", "npx", &bootstrap)
         .await;
@@ -381,15 +395,12 @@ async fn steps(
         step,
     );
 
+    // The API team's own Users table, with items, that fanout attaches to.
+    let attached = attach_to_api_table(&aws, &runner, report).await?;
+    let context = [context, attached.clone()].concat();
+
     let step = Instant::now();
-    let mut deploy = vec![
-        "cdk".to_owned(),
-        "deploy".to_owned(),
-        "--all".to_owned(),
-        "--require-approval".to_owned(),
-        "never".to_owned(),
-    ];
-    deploy.extend(context.clone());
+    let deploy = cdk(DEPLOY_ALL, &context);
     let deployed = runner.run("cdk-deploy-all", "infra", "npx", &deploy).await;
     let stacks = 1 + consumers.len();
     report.record(
@@ -400,11 +411,18 @@ async fn steps(
     );
     deployed?;
 
-    let deployment =
-        Deployment::discover(&aws, &consumers, &prerequisites.from_address, &crm_queue).await?;
+    let stage = Stage::default();
+    let deployment = Deployment::discover(
+        &aws,
+        &stage,
+        &consumers,
+        &prerequisites.from_address,
+        &crm_queue,
+    )
+    .await?;
     guards_deployed(&aws, &consumers, &deployment, report).await;
     if !deployment.kinesis_readers.is_empty() {
-        kinesis_destination_enabled(&aws, &deployment, report).await?;
+        kinesis_destination_named_then_enabled(&aws, &runner, &stage, &deployment, report).await?;
     }
     mappings_read_their_source(&aws, &consumers, &deployment, report).await;
 
@@ -448,29 +466,253 @@ async fn steps(
         &runner,
         &consumers,
         &deployment,
-        &search,
+        &context,
         report,
     )
     .await?;
     missing_prerequisite(&runner, report).await;
     consumer_before_tables(options, &runner, &search, report).await;
+
+    let second = second_stage(
+        options,
+        &aws,
+        &runner,
+        &consumers,
+        &search,
+        (&prerequisites, &crm_queue),
+        report,
+    )
+    .await?;
+    stages_apart(&aws, &deployment, &second, options.wait, report).await?;
+    destroyed_leaves_the_api_table(
+        options,
+        &aws,
+        &runner,
+        (&search, &consumers, &Stage::new(Some(SECOND_STAGE))?),
+        &attached,
+        report,
+    )
+    .await;
     Ok(())
 }
 
-/// The SSM parameter the tables stack writes the Users Kinesis stream's ARN to.
-const KINESIS_STREAM_PARAMETER: &str = "/fanout/tables/users/kinesis-stream-arn";
+/// The API team's table, made before fanout is deployed, as an adopting team has it.
+const API_TABLE: &str = "ApiUsers";
+/// Items already in it: three that keep the writer's contract, two that do not.
+const API_ITEMS_KEPT: [&str; 3] = ["legacy-1", "legacy-2", "legacy-3"];
+const API_ITEMS_BROKEN: [&str; 2] = ["legacy-no-email", "legacy-bad-version"];
 
-/// A local gap closed by hand: the local AWS's CloudFormation creates the Kinesis stream but
-/// ignores the table's `KinesisStreamSpecification`, so the destination is enabled through
-/// the DynamoDB API, as `FanoutTables` would on AWS, before anything is written.
-async fn kinesis_destination_enabled(
+/// The API's own Users table, created outside CDK with items in it and no stream yet:
+/// `fanout-ops check-items` names the items the consumers would park; `fanout-ops preflight
+/// FanoutTables` refuses it for its missing stream, naming the command; that command run (as
+/// the API team would), preflight passes. Returns the context that attaches fanout to it.
+async fn attach_to_api_table(
     aws: &aws_config::SdkConfig,
+    runner: &Run<'_>,
+    report: &mut E2eReport,
+) -> Result<Vec<String>, DemoError> {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+        ScalarAttributeType, StreamSpecification, StreamViewType,
+    };
+    let step = Instant::now();
+    let dynamodb = aws_sdk_dynamodb::Client::new(aws);
+    dynamodb
+        .create_table()
+        .table_name(API_TABLE)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("userId")
+                .attribute_type(ScalarAttributeType::S)
+                .build()?,
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("userId")
+                .key_type(KeyType::Hash)
+                .build()?,
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await?;
+    let s = |v: &str| AttributeValue::S(v.to_owned());
+    for user in API_ITEMS_KEPT {
+        fanout_testkit::put_user(&dynamodb, API_TABLE, user, "free", 1).await;
+    }
+    for (user, email, version) in [
+        (API_ITEMS_BROKEN[0], None, AttributeValue::N("1".to_owned())),
+        (
+            API_ITEMS_BROKEN[1],
+            Some(format!("{}@example.com", API_ITEMS_BROKEN[1])),
+            s("v2"),
+        ),
+    ] {
+        let mut put = dynamodb
+            .put_item()
+            .table_name(API_TABLE)
+            .item("userId", s(user))
+            .item("plan", s("pro"))
+            .item("version", version)
+            .item("updatedAt", s("2026-11-30T09:00:00Z"));
+        if let Some(email) = email {
+            put = put.item("email", s(&email));
+        }
+        put.send().await?;
+    }
+    let ops = runner
+        .root
+        .join("target/debug/fanout-ops")
+        .to_string_lossy()
+        .into_owned();
+    let args = |list: &[&str]| list.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>();
+    let (code, stdout) = runner
+        .output(
+            "ops-check-items",
+            &ops,
+            &args(&["check-items", "--users-table", API_TABLE, "--json"]),
+        )
+        .await?;
+    let checked: serde_json::Value = serde_json::from_str(&stdout)
+        .map_err(|e| format!("check-items: no JSON report ({e}): {stdout}"))?;
+    let mut named: Vec<&str> = checked["findings"]
+        .as_array()
+        .map(|f| f.iter().filter_map(|f| f["key"].as_str()).collect())
+        .unwrap_or_default();
+    named.sort_unstable();
+    let want: Vec<String> = API_ITEMS_BROKEN
+        .iter()
+        .map(|u| format!("userId={u}"))
+        .collect();
+    let mut want_sorted: Vec<&str> = want.iter().map(String::as_str).collect();
+    want_sorted.sort_unstable();
+    let items_judged = code == 1 && named == want_sorted && checked["checked"] == 5;
+    report.record(
+        format!("fanout-ops check-items over {API_TABLE}, made outside CDK with 5 items: names the 2 the consumers would park, and why"),
+        items_judged,
+        format!("exit {code}; would park: {}", checked["wouldPark"]),
+        step,
+    );
+
+    let step = Instant::now();
+    let region = fanout_testkit::LOCAL_REGION;
+    let guessed =
+        format!("arn:aws:dynamodb:{region}:{LOCAL_AWS_ACCOUNT}:table/{API_TABLE}/stream/none");
+    let preflight = |stream: &str| {
+        args(&[
+            "preflight",
+            TABLES_STACK,
+            "-c",
+            &format!("fanout:usersTableName={API_TABLE}"),
+            "-c",
+            &format!("fanout:usersStreamArn={stream}"),
+        ])
+    };
+    let (code, stdout) = runner
+        .output("ops-preflight-no-stream", &ops, &preflight(&guessed))
+        .await?;
+    let fix = format!(
+        "aws dynamodb update-table --table-name {API_TABLE} --stream-specification StreamEnabled=true,StreamViewType=NEW_AND_OLD_IMAGES"
+    );
+    let named_fix = stdout
+        .lines()
+        .find(|l| l.contains("has no stream") && l.contains(&fix))
+        .map(str::to_owned);
+    // The command preflight named, run as the API team would run it.
+    let updated = dynamodb
+        .update_table()
+        .table_name(API_TABLE)
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::NewAndOldImages)
+                .build()?,
+        )
+        .send()
+        .await?;
+    let stream_arn = updated
+        .table_description()
+        .and_then(|t| t.latest_stream_arn())
+        .map(str::to_owned)
+        .ok_or("the table reports no stream after update-table")?;
+    let (after, after_stdout) = runner
+        .output("ops-preflight-attached", &ops, &preflight(&stream_arn))
+        .await?;
+    report.record(
+        format!(
+            "preflight refuses {API_TABLE} without a stream, naming the command; after it, passes"
+        ),
+        code == 1 && named_fix.is_some() && after == 0,
+        format!(
+            "{}; after: exit {after}{}",
+            named_fix.unwrap_or_else(|| format!("exit {code}, no line naming `{fix}`: {stdout}")),
+            if after == 0 {
+                String::new()
+            } else {
+                format!(": {after_stdout}")
+            }
+        ),
+        step,
+    );
+    Ok(vec![
+        "-c".to_owned(),
+        format!("fanout:usersTableName={API_TABLE}"),
+        "-c".to_owned(),
+        format!("fanout:usersStreamArn={stream_arn}"),
+    ])
+}
+
+/// The Users table's Kinesis streaming destination: `fanout-ops preflight` of a Kinesis
+/// consumer names the command that enables it (an attached table is never changed by fanout,
+/// and the local AWS's CloudFormation ignores a created table's `KinesisStreamSpecification`),
+/// and the command is run, before anything is written.
+async fn kinesis_destination_named_then_enabled(
+    aws: &aws_config::SdkConfig,
+    runner: &Run<'_>,
+    stage: &Stage,
     deployment: &Deployment,
     report: &mut E2eReport,
 ) -> Result<(), DemoError> {
     let step = Instant::now();
     let ssm = aws_sdk_ssm::Client::new(aws);
-    let stream_arn = parameter(&ssm, KINESIS_STREAM_PARAMETER).await?;
+    let stream_arn = parameter(&ssm, &stage.parameter(Parameter::UsersKinesisStreamArn)).await?;
+    let reader = deployment
+        .kinesis_readers
+        .first()
+        .cloned()
+        .unwrap_or_default();
+    let ops = runner
+        .root
+        .join("target/debug/fanout-ops")
+        .to_string_lossy()
+        .into_owned();
+    let mut preflight = vec!["preflight".to_owned(), reader.clone()];
+    if let Some(name) = stage.name() {
+        preflight.extend(["--stage".to_owned(), name.to_owned()]);
+    }
+    let (code, stdout) = runner
+        .output(
+            &format!(
+                "ops-preflight-kinesis-{}",
+                stage.name().unwrap_or("default")
+            ),
+            &ops,
+            &preflight,
+        )
+        .await?;
+    let named = stdout
+        .lines()
+        .find(|l| {
+            l.contains("aws dynamodb enable-kinesis-streaming-destination")
+                && l.contains(&stream_arn)
+        })
+        .map(str::to_owned);
+    report.record(
+        format!("preflight {reader} names the Kinesis streaming destination Users lacks, with the command"),
+        code == 1 && named.is_some(),
+        named.unwrap_or_else(|| format!("exit {code}: {stdout}")),
+        step,
+    );
+    let step = Instant::now();
     let dynamodb = aws_sdk_dynamodb::Client::new(aws);
     let enabled = dynamodb
         .enable_kinesis_streaming_destination()
@@ -504,7 +746,7 @@ async fn kinesis_destination_enabled(
         .as_ref()
         .is_ok_and(|s| s.iter().any(|s| s == "ACTIVE" || s == "ENABLING"));
     report.record(
-        "local gap: Users' Kinesis streaming destination enabled through the DynamoDB API (the local CloudFormation ignores KinesisStreamSpecification)",
+        "the command run: Users streams to the Kinesis stream (through the DynamoDB API)",
         active,
         match &destinations {
             Ok(statuses) => format!("{} -> {stream_arn}: {statuses:?}", deployment.users_table),
@@ -526,9 +768,12 @@ async fn mappings_read_their_source(
 ) {
     let step = Instant::now();
     let lambda = aws_sdk_lambda::Client::new(aws);
-    let kinesis_arn = parameter(&aws_sdk_ssm::Client::new(aws), KINESIS_STREAM_PARAMETER)
-        .await
-        .ok();
+    let kinesis_arn = parameter(
+        &aws_sdk_ssm::Client::new(aws),
+        &Stage::default().parameter(Parameter::UsersKinesisStreamArn),
+    )
+    .await
+    .ok();
     let mut problems = Vec::new();
     let mut seen = Vec::new();
     for consumer in consumers {
@@ -734,9 +979,6 @@ async fn guards_deployed(
     );
 }
 
-/// The tables stack's name.
-const TABLES_STACK: &str = "FanoutTables";
-
 /// A stack's template as `cdk deploy` synthesized it.
 fn synthesized_template(stack: &str) -> Result<serde_json::Value, DemoError> {
     let path = fanout_testkit::workspace_root()
@@ -819,7 +1061,7 @@ async fn team_flow(
     runner: &Run<'_>,
     consumers: &[ConsumerEntry],
     deployment: &Deployment,
-    search: &SearchStandIn,
+    deployed_with: &[String],
     report: &mut E2eReport,
 ) -> Result<(), DemoError> {
     const TEAM: &str = "CrmSync";
@@ -845,14 +1087,11 @@ async fn team_flow(
     let new = if old > 2 { old / 2 } else { old + 1 };
     entry["function"]["maxConcurrency"] = new.into();
     std::fs::write(&entry_path, serde_json::to_string_pretty(&entry)?)?;
-    let context = cdk_context_args(
-        options,
-        &search.endpoint(),
-        &[
-            "-c".to_owned(),
-            format!("fanout:registryDir={}", registry_copy.display()),
-        ],
-    );
+    let mut context = deployed_with.to_vec();
+    context.extend([
+        "-c".to_owned(),
+        format!("fanout:registryDir={}", registry_copy.display()),
+    ]);
     let make_args = |verb: &str| {
         vec![
             verb.to_owned(),
@@ -1009,18 +1248,28 @@ async fn operated(
             &["reconcile", "audit-log", "--json", "--settle-seconds", "0"],
         )
         .await?;
-        let drift = reconcile["drift"].as_array().map_or(usize::MAX, Vec::len);
+        // The items the API table held before fanout attached have no audit row (their writes
+        // were never in the stream): drift, which --repair would backfill. Every item written
+        // since has its row.
+        let mut drift: Vec<&str> = reconcile["drift"]
+            .as_array()
+            .map(|d| d.iter().filter_map(|d| d["userId"].as_str()).collect())
+            .unwrap_or_default();
+        drift.sort_unstable();
         let unreadable = &reconcile["unreadable"];
         let mut poison: Vec<&str> = unreadable
             .as_array()
             .map(|u| u.iter().filter_map(|id| id.as_str()).collect())
             .unwrap_or_default();
         poison.sort_unstable();
-        if code != 1 || drift != 0 || poison != ["mallory", POISON_USER] {
+        let mut want_poison = vec!["mallory", POISON_USER];
+        want_poison.extend(API_ITEMS_BROKEN);
+        want_poison.sort_unstable();
+        if code != 1 || drift != API_ITEMS_KEPT || poison != want_poison {
             return Err(format!("reconcile: exit {code}: {reconcile}"));
         }
         Ok(format!(
-            "redrive welcome-email: {POISON_USER} kept (still poison); reconcile audit-log: {} made, 0 drift, unreadable {unreadable}",
+            "redrive welcome-email: {POISON_USER} kept (still poison); reconcile audit-log: {} made, drift only the items from before fanout attached {drift:?}, unreadable {unreadable}",
             reconcile["made"]
         ))
     };
@@ -1029,7 +1278,7 @@ async fn operated(
         Err(detail) => (false, detail),
     };
     report.record(
-        "fanout-ops on the deployment (stack outputs, SSM, Lambda Invoke): redrive keeps what still fails, reconcile finds no drift",
+        "fanout-ops on the deployment (stack outputs, SSM, Lambda Invoke): redrive keeps what still fails, reconcile finds only what predates the attachment",
         passed,
         detail,
         step,
@@ -1126,6 +1375,9 @@ async fn missing_prerequisite(runner: &Run<'_>, report: &mut E2eReport) {
 
 /// A consumer stack deployed where the tables stack is not: CloudFormation must refuse it,
 /// naming the SSM parameter it could not resolve.
+/// A consumer that reads the Users Kinesis stream, as registered.
+const KINESIS_READER: &str = "WelcomeEmail";
+
 async fn consumer_before_tables(
     options: &E2eOptions,
     runner: &Run<'_>,
@@ -1146,12 +1398,10 @@ async fn consumer_before_tables(
         log_dir: runner.log_dir,
     };
     let context = cdk_context_args(options, &search.endpoint(), &[]);
-    let mut bootstrap = vec![
-        "cdk".to_owned(),
-        "bootstrap".to_owned(),
-        format!("aws://{LOCAL_AWS_ACCOUNT}/{OTHER_REGION}"),
-    ];
-    bootstrap.extend(context.clone());
+    let bootstrap = cdk(
+        &["bootstrap", &format!("aws://{LOCAL_AWS_ACCOUNT}/{OTHER_REGION}")],
+        &context,
+    );
     let bootstrapped = elsewhere
         .run("cdk-bootstrap-other-region", "infra", "npx", &bootstrap)
         .await;
@@ -1164,7 +1414,7 @@ async fn consumer_before_tables(
                     "make",
                     &[
                         "deploy".to_owned(),
-                        "STACK=AuditLog".to_owned(),
+                        format!("STACK={KINESIS_READER}"),
                         "ARCH=x86_64".to_owned(),
                         format!("CDK_ARGS={}", context.join(" ")),
                     ],
@@ -1179,29 +1429,38 @@ async fn consumer_before_tables(
             .find(|l| l.contains("/fanout/tables/"))
             .map(|l| l.trim().to_owned())
     };
+    let kinesis_parameter = Stage::default().parameter(Parameter::UsersKinesisStreamArn);
     let (mut passed, mut detail) = match attempt {
         Ok(_) => (
             false,
-            format!("make deploy put AuditLog in {OTHER_REGION} without FanoutTables"),
+            format!("make deploy put {KINESIS_READER} in {OTHER_REGION} without FanoutTables"),
         ),
-        Err(output) => match named(&output) {
-            Some(line) => (true, format!("preflight: {line}")),
-            None => (
-                false,
-                format!("make deploy failed without naming the parameter: {output}"),
-            ),
-        },
+        Err(output) => {
+            let kinesis = output.lines().find(|l| l.contains(&kinesis_parameter));
+            match (named(&output), kinesis) {
+                (Some(line), Some(kinesis)) => {
+                    (true, format!("preflight: {line}; and {}", kinesis.trim()))
+                }
+                _ => (
+                    false,
+                    format!(
+                        "make deploy failed without naming the table and Kinesis parameters: {output}"
+                    ),
+                ),
+            }
+        }
     };
     // And without preflight, CloudFormation itself refuses it by the parameter's name.
-    let mut direct = vec![
-        "cdk".to_owned(),
-        "deploy".to_owned(),
-        "--exclusively".to_owned(),
-        "AuditLog".to_owned(),
-        "--require-approval".to_owned(),
-        "never".to_owned(),
-    ];
-    direct.extend(context);
+    let direct = cdk(
+        &[
+            "deploy",
+            "--exclusively",
+            KINESIS_READER,
+            "--require-approval",
+            "never",
+        ],
+        &context,
+    );
     match elsewhere
         .run("cdk-deploy-before-tables", "infra", "npx", &direct)
         .await
@@ -1221,9 +1480,214 @@ async fn consumer_before_tables(
         },
     }
     report.record(
-        format!("a consumer stack deployed before FanoutTables ({OTHER_REGION}) fails naming the missing SSM parameter"),
+        format!("a Kinesis consumer's stack deployed before FanoutTables ({OTHER_REGION}) fails naming the missing SSM parameters, the Kinesis stream's among them"),
         passed,
         detail,
+        step,
+    );
+}
+
+/// The second deployment's stage, beside the first (which has none).
+const SECOND_STAGE: &str = "blue";
+
+/// A second deployment of the whole app in the same local AWS, under `fanout:stage`: its own
+/// stacks, parameters, dashboards, tables (it creates its own Users), queues and functions.
+async fn second_stage(
+    options: &E2eOptions,
+    aws: &aws_config::SdkConfig,
+    runner: &Run<'_>,
+    consumers: &[ConsumerEntry],
+    search: &SearchStandIn,
+    (prerequisites, crm_queue): (&Prerequisites, &str),
+    report: &mut E2eReport,
+) -> Result<Deployment, DemoError> {
+    let stage = Stage::new(Some(SECOND_STAGE))?;
+    let step = Instant::now();
+    let context = cdk_context_args(
+        options,
+        &search.endpoint(),
+        &["-c".to_owned(), format!("fanout:stage={SECOND_STAGE}")],
+    );
+    let deploy = cdk(DEPLOY_ALL, &context);
+    let deployed = runner
+        .run("cdk-deploy-all-second-stage", "infra", "npx", &deploy)
+        .await;
+    let stacks: Vec<String> = std::iter::once(TABLES_STACK)
+        .chain(consumers.iter().map(|c| c.name.as_str()))
+        .map(|s| stage.stack(s))
+        .collect();
+    report.record(
+        format!(
+            "a second stage beside the first: cdk deploy --all -c fanout:stage={SECOND_STAGE} ({})",
+            stacks.join(", ")
+        ),
+        deployed.is_ok(),
+        deployed.as_ref().err().cloned().unwrap_or_default(),
+        step,
+    );
+    deployed?;
+    let deployment = Deployment::discover(
+        aws,
+        &stage,
+        consumers,
+        &prerequisites.from_address,
+        crm_queue,
+    )
+    .await?;
+    if !deployment.kinesis_readers.is_empty() {
+        kinesis_destination_named_then_enabled(aws, runner, &stage, &deployment, report).await?;
+    }
+    Ok(deployment)
+}
+
+/// A write to each stage's Users table reaches only that stage's consumers: its audit row is in
+/// its own stage's UserAudit and its welcome-email and crm-sync ledger entries in its own
+/// EffectLedger, and none of them in the other stage's.
+async fn stages_apart(
+    aws: &aws_config::SdkConfig,
+    first: &Deployment,
+    second: &Deployment,
+    wait: Duration,
+    report: &mut E2eReport,
+) -> Result<(), DemoError> {
+    let step = Instant::now();
+    let dynamodb = aws_sdk_dynamodb::Client::new(aws);
+    let users = [("only-first", first), ("only-second", second)];
+    for (user, deployment) in users {
+        fanout_testkit::put_user(&dynamodb, &deployment.users_table, user, "pro", 1).await;
+    }
+    // Who holds what: (user, stage index) -> audit rows and ledger entries naming the user.
+    let holdings = |deployment: &Deployment, user: &'static str| {
+        let dynamodb = dynamodb.clone();
+        let (audit, ledger) = (
+            deployment.targets.audit_table.clone(),
+            deployment.targets.ledger_table.clone(),
+        );
+        async move {
+            let rows = crate::demo::run::scan(&dynamodb, &audit)
+                .await?
+                .into_iter()
+                .filter(|r| {
+                    r.get("userId")
+                        .and_then(|v| v.as_s().ok())
+                        .is_some_and(|u| u == user)
+                })
+                .count();
+            let entries = crate::demo::run::scan(&dynamodb, &ledger)
+                .await?
+                .into_iter()
+                .filter(|e| {
+                    e.get("pk")
+                        .and_then(|v| v.as_s().ok())
+                        .is_some_and(|pk| pk.contains(&format!("#{user}#")))
+                })
+                .count();
+            Ok::<_, DemoError>((rows, entries))
+        }
+    };
+    let deadline = Instant::now() + wait;
+    let mut last = String::new();
+    let mut apart = false;
+    while !apart && Instant::now() < deadline {
+        let mut seen = Vec::new();
+        for (user, own) in users {
+            let other = if std::ptr::eq(own, first) {
+                second
+            } else {
+                first
+            };
+            seen.push((holdings(own, user).await?, holdings(other, user).await?));
+        }
+        // Own: an audit row and two ledger entries (welcome-email, crm-sync); other: nothing.
+        apart = seen
+            .iter()
+            .all(|((rows, entries), (other_rows, other_entries))| {
+                *rows == 1 && *entries >= 2 && *other_rows == 0 && *other_entries == 0
+            });
+        last = format!("{seen:?}");
+        if !apart {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    report.record(
+        "a write to each stage's Users table reaches only that stage's consumers (audit rows and ledger entries, own vs other)",
+        apart,
+        format!("((own rows, own ledger entries), (other's rows, other's entries)) per write: {last}"),
+        step,
+    );
+    Ok(())
+}
+
+/// `cdk destroy --all` of the first deployment: every fanout stack gone, the API's Users table
+/// and its items still there.
+async fn destroyed_leaves_the_api_table(
+    options: &E2eOptions,
+    aws: &aws_config::SdkConfig,
+    runner: &Run<'_>,
+    (search, consumers, other_stage): (&SearchStandIn, &[ConsumerEntry], &Stage),
+    attached: &[String],
+    report: &mut E2eReport,
+) {
+    let step = Instant::now();
+    let destroy = cdk(
+        &["destroy", "--all", "--force"],
+        &cdk_context_args(options, &search.endpoint(), attached),
+    );
+    let destroyed = runner
+        .run("cdk-destroy-first-stage", "infra", "npx", &destroy)
+        .await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(aws);
+    let table = dynamodb.describe_table().table_name(API_TABLE).send().await;
+    let items = crate::demo::run::scan(&dynamodb, API_TABLE).await;
+    let cloudformation = aws_sdk_cloudformation::Client::new(aws);
+    let status = |stack: String| {
+        let cloudformation = cloudformation.clone();
+        async move {
+            let described = cloudformation
+                .describe_stacks()
+                .stack_name(&stack)
+                .send()
+                .await;
+            // A deleted stack is either not found by name or DELETE_COMPLETE.
+            let status = described.ok().and_then(|o| {
+                o.stacks()
+                    .first()
+                    .and_then(|s| s.stack_status().map(|st| st.as_str().to_owned()))
+            });
+            (
+                stack,
+                status.unwrap_or_else(|| "DELETE_COMPLETE".to_owned()),
+            )
+        }
+    };
+    let first = Stage::default();
+    let mut left = Vec::new();
+    for base in std::iter::once(TABLES_STACK).chain(consumers.iter().map(|c| c.name.as_str())) {
+        let (stack, st) = status(first.stack(base)).await;
+        if st != "DELETE_COMPLETE" {
+            left.push(format!("{stack} {st}"));
+        }
+    }
+    let (other, other_status) = status(other_stage.stack(TABLES_STACK)).await;
+    let other_kept = other_status.ends_with("_COMPLETE") && other_status != "DELETE_COMPLETE";
+    let kept = table.is_ok()
+        && items
+            .as_ref()
+            .is_ok_and(|i| i.len() >= API_ITEMS_KEPT.len() + API_ITEMS_BROKEN.len());
+    report.record(
+        format!(
+            "cdk destroy --all of the first deployment: its {} stacks gone, {API_TABLE} and its items kept, the other stage untouched",
+            1 + consumers.len()
+        ),
+        destroyed.is_ok() && left.is_empty() && kept && other_kept,
+        match (&destroyed, &items) {
+            (Err(err), _) => err.clone(),
+            (Ok(_), Ok(items)) => format!(
+                "left: {left:?}; {API_TABLE}: {} item(s); {other}: {other_status}",
+                items.len()
+            ),
+            (Ok(_), Err(err)) => format!("{API_TABLE} is gone: {err}"),
+        },
         step,
     );
 }

@@ -898,6 +898,8 @@ impl Rig {
             args.extend(["--on-failure-bucket".to_owned(), bucket.clone()]);
         }
         let output = tokio::process::Command::new(functions_dir.join("fanout-ops"))
+            .arg("--registry")
+            .arg(fanout_registry::workspace_root().join("infra/consumers"))
             .args(&args)
             .env("AWS_ENDPOINT_URL_LAMBDA", lambda.endpoint())
             .output()

@@ -48,7 +48,111 @@ struct Stage {
     local: LocalTargets,
     services: FaultProxy,
     consumers: HashMap<String, Wired>,
-    lambda: LocalLambdaApi,
+    /// Held for the test's length: the Lambda recorder forwards to it.
+    _lambda: LocalLambdaApi,
+    /// What `fanout-ops` calls goes through these, recorded: DynamoDB Local, ministack and the
+    /// Lambda API.
+    recorders: Recorders,
+}
+
+/// The proxies `fanout-ops` is pointed at, to record every AWS call it makes.
+struct Recorders {
+    dynamodb: FaultProxy,
+    ministack: FaultProxy,
+    lambda: FaultProxy,
+}
+
+impl Recorders {
+    async fn start(lambda: &LocalLambdaApi) -> Recorders {
+        let dynamodb = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap();
+        Recorders {
+            dynamodb: FaultProxy::start(&dynamodb).await.unwrap(),
+            ministack: FaultProxy::start(&ministack_url()).await.unwrap(),
+            lambda: FaultProxy::start(&lambda.endpoint()).await.unwrap(),
+        }
+    }
+
+    /// The endpoint variables that send each service through its recorder.
+    fn env(&self) -> Vec<(&'static str, String)> {
+        let (ddb, ms) = (self.dynamodb.endpoint(), self.ministack.endpoint());
+        vec![
+            ("AWS_ENDPOINT_URL_DYNAMODB", ddb.clone()),
+            ("AWS_ENDPOINT_URL_DYNAMODB_STREAMS", ddb),
+            ("AWS_ENDPOINT_URL_SQS", ms.clone()),
+            ("AWS_ENDPOINT_URL_SSM", ms.clone()),
+            ("AWS_ENDPOINT_URL_S3", ms.clone()),
+            ("AWS_ENDPOINT_URL_KINESIS", ms.clone()),
+            ("AWS_ENDPOINT_URL_SESV2", ms.clone()),
+            ("AWS_ENDPOINT_URL_EVENTBRIDGE", ms.clone()),
+            ("AWS_ENDPOINT_URL_CLOUDFORMATION", ms),
+            ("AWS_ENDPOINT_URL_LAMBDA", self.lambda.endpoint()),
+        ]
+    }
+
+    /// Every call recorded so far, as the IAM action it takes; a call no action names is
+    /// `?<service> <operation>`.
+    fn actions(&self) -> Vec<String> {
+        let listed = operator_actions();
+        let of = |proxy: &FaultProxy, service: &str| -> Vec<String> {
+            proxy
+                .calls()
+                .into_iter()
+                .map(|call| iam_action(service, &call.operation, &listed))
+                .collect()
+        };
+        let mut all = of(&self.dynamodb, "dynamodb");
+        all.extend(of(&self.ministack, "ministack"));
+        all.extend(of(&self.lambda, "lambda"));
+        all
+    }
+}
+
+/// `crates/fanout-ops/iam-actions.json`: what the operator policies grant.
+fn operator_actions() -> Vec<String> {
+    let path = fanout_testkit::workspace_root().join("crates/fanout-ops/iam-actions.json");
+    let listed: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    listed["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["action"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The IAM action of a call recorded by the proxy of `service` (DynamoDB Local, ministack, or
+/// the Lambda API): a JSON protocol's target operation, or a REST request's method and path.
+fn iam_action(service: &str, operation: &str, listed: &[String]) -> String {
+    let rest = |prefix: &str| operation.strip_prefix(prefix);
+    let action = match service {
+        "dynamodb" => Some(format!("dynamodb:{operation}")),
+        "lambda" if operation.starts_with("POST ") && operation.ends_with("/invocations") => {
+            Some("lambda:InvokeFunction".to_owned())
+        }
+        "lambda" if operation.starts_with("GET ") && operation.ends_with("/configuration") => {
+            Some("lambda:GetFunctionConfiguration".to_owned())
+        }
+        "ministack" => match (rest("GET /v2/email/"), operation.split_once(' ')) {
+            (Some(path), _) if path.starts_with("identities/") => {
+                Some("ses:GetEmailIdentity".to_owned())
+            }
+            (Some("account"), _) => Some("ses:GetAccount".to_owned()),
+            // S3, path-style: GET /<bucket> lists, GET and DELETE /<bucket>/<key> an object.
+            (None, Some(("GET", path))) if path.trim_matches('/').contains('/') => {
+                Some("s3:GetObject".to_owned())
+            }
+            (None, Some(("GET", _))) => Some("s3:ListBucket".to_owned()),
+            (None, Some(("DELETE", _))) => Some("s3:DeleteObject".to_owned()),
+            // A JSON protocol's target: the one listed action of that name outside DynamoDB
+            // and Lambda (SQS, SSM, Kinesis, EventBridge).
+            _ => listed
+                .iter()
+                .filter(|a| !a.starts_with("dynamodb:") && !a.starts_with("lambda:"))
+                .find(|a| a.split_once(':').is_some_and(|(_, name)| name == operation))
+                .cloned(),
+        },
+        _ => None,
+    };
+    action.unwrap_or_else(|| format!("?{service} {operation}"))
 }
 
 impl Stage {
@@ -113,12 +217,14 @@ impl Stage {
             );
         }
         let lambda = LocalLambdaApi::start(hosts).await.unwrap();
+        let recorders = Recorders::start(&lambda).await;
         Stage {
             aws,
             local,
             services,
             consumers,
-            lambda,
+            _lambda: lambda,
+            recorders,
         }
     }
 
@@ -209,12 +315,28 @@ impl Stage {
             "{} missing: `make test` builds it first",
             binary.display()
         );
+        // No stack publishes the registry entries here: read them from the workspace's folder.
+        let registry = fanout_testkit::workspace_root().join("infra/consumers");
         let output = Command::new(binary)
+            .arg("--registry")
+            .arg(registry)
             .args(args)
-            .env("AWS_ENDPOINT_URL_LAMBDA", self.lambda.endpoint())
+            .envs(self.recorders.env())
             .envs(env.iter().copied())
             .output()
             .unwrap();
+        // Every AWS call it made is one the operator policies grant.
+        let listed = operator_actions();
+        let unlisted: Vec<String> = self
+            .recorders
+            .actions()
+            .into_iter()
+            .filter(|a| !listed.contains(a))
+            .collect();
+        assert!(
+            unlisted.is_empty(),
+            "fanout-ops {args:?} called {unlisted:?}, which crates/fanout-ops/iam-actions.json (and so the operator policies) does not grant"
+        );
         (
             output.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&output.stdout).into_owned(),

@@ -264,3 +264,96 @@ fn every_consumer_folder_has_one_owning_team() {
         Some("@fanout/platform")
     );
 }
+
+/// Every action `crates/fanout-ops/iam-actions.json` lists (what the operator policies grant)
+/// is taken by a call in fanout-ops or in the consumer crates whose checks it runs; a call
+/// listed that no code makes would be a grant nobody uses.
+#[test]
+fn every_operator_action_is_a_call_fanout_ops_makes() {
+    let listed: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("crates/fanout-ops/iam-actions.json")).unwrap(),
+    )
+    .unwrap();
+    let consumers = fanout_testkit::registry::consumers().unwrap();
+    let mut code = String::new();
+    let mut dirs = vec![
+        root().join("crates/fanout-ops/src"),
+        root().join("crates/fanout-core/src"),
+    ];
+    dirs.extend(
+        consumers
+            .iter()
+            .map(|c| root().join("crates").join(&c.crate_name).join("src")),
+    );
+    for dir in dirs {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "rs") {
+                code.push_str(&std::fs::read_to_string(&path).unwrap());
+            }
+        }
+    }
+    let actions = listed["actions"].as_array().unwrap();
+    assert!(actions.len() > 10, "{listed}");
+    for action in actions {
+        let name = action["action"].as_str().unwrap();
+        assert!(
+            action["why"].as_str().is_some_and(|w| w.len() > 10),
+            "{name}: say which command takes it and why"
+        );
+        match action["call"].as_str() {
+            Some(call) if call.starts_with("Method::") => {
+                assert!(code.contains(call), "{name}: no {call} in the code")
+            }
+            Some(call) => assert!(
+                code.contains(&format!(".{call}()")),
+                "{name}: no .{call}() call in fanout-ops or the consumer crates: drop it from iam-actions.json"
+            ),
+            // Taken on the operator's behalf by another service (kms:Decrypt by SQS).
+            None => assert!(
+                name == "kms:Decrypt",
+                "{name}: only kms:Decrypt is taken implicitly"
+            ),
+        }
+    }
+}
+
+/// fanout-ops and the local stack name a deployment's stacks and parameters as the CDK app
+/// does (`infra/lib/names.ts` beside `crates/fanout-registry/src/names.rs`).
+#[test]
+fn deployment_names_agree_across_the_two_languages() {
+    use fanout_testkit::registry::names::{Parameter, Stage};
+    let names_ts = std::fs::read_to_string(root().join("infra/lib/names.ts")).unwrap();
+    for parameter in Parameter::ALL {
+        assert!(
+            names_ts.contains(&format!("'{}'", parameter.path())),
+            "infra/lib/names.ts has no parameter path {}",
+            parameter.path()
+        );
+    }
+    let ts_paths = names_ts.matches(": 'tables/").count();
+    assert_eq!(
+        ts_paths,
+        Parameter::ALL.len(),
+        "the two lists of parameters differ in length"
+    );
+    // The shapes: <base>-<stage>, fanout-<stage>-<name>, /fanout/<stage>/..., consumers/<crate>.
+    for shape in [
+        "`${base}-${s}`",
+        "`fanout-${s}-${name}`",
+        "`/fanout/${s}/`",
+        "consumers/${crate}",
+    ] {
+        assert!(
+            names_ts.contains(shape),
+            "infra/lib/names.ts no longer builds {shape}"
+        );
+    }
+    let dev = Stage::new(Some("dev")).unwrap();
+    assert_eq!(dev.stack("CrmSync"), "CrmSync-dev");
+    assert_eq!(dev.physical("crm-sync"), "fanout-dev-crm-sync");
+    assert_eq!(
+        dev.consumer_parameter("crm-sync"),
+        "/fanout/dev/consumers/crm-sync"
+    );
+}

@@ -3,17 +3,72 @@
 //! `OnFailureBucketName`), each overridable by a flag; the Users table from the tables stack's
 //! SSM parameter.
 
+use std::path::Path;
+
 use fanout_registry::ConsumerEntry;
+use fanout_registry::names::{Parameter, Stage};
 
 use crate::error::OpsError;
 
-/// The SSM parameter the tables stack publishes the Users table name under.
-pub const USERS_TABLE_PARAMETER: &str = "/fanout/tables/users/name";
+/// The registry entry of `consumer` (crate or stack name): from `registry` (a folder of
+/// `<crate>.json`) when given, else from the deployment itself, the SSM parameter its stack
+/// publishes (`/fanout[/<stage>]/consumers/<crate>`), so an installed fanout-ops needs no
+/// checkout.
+pub async fn entry(
+    aws: &aws_config::SdkConfig,
+    registry: Option<&Path>,
+    stage: &Stage,
+    consumer: &str,
+) -> Result<ConsumerEntry, OpsError> {
+    if let Some(dir) = registry {
+        let consumers = fanout_registry::consumers_in(dir)?;
+        return Ok(fanout_registry::find_in(&consumers, consumer, dir)?.clone());
+    }
+    let parameter = stage.consumer_parameter(&crate_name(consumer));
+    let missing = |message: String| OpsError::NoEntry {
+        consumer: consumer.to_owned(),
+        parameter: parameter.clone(),
+        message,
+    };
+    let value = aws_sdk_ssm::Client::new(aws)
+        .get_parameter()
+        .name(&parameter)
+        .send()
+        .await
+        .map_err(|e| missing(fanout_core::error_chain(&e)))?
+        .parameter
+        .and_then(|p| p.value)
+        .ok_or_else(|| missing("it has no value".to_owned()))?;
+    let settings = serde_json::from_str(&value).map_err(|e| missing(e.to_string()))?;
+    Ok(ConsumerEntry::from_json(settings, Path::new(&parameter))?)
+}
+
+/// A consumer's crate name from either of its names: `CrmSync` is `crm-sync`.
+///
+/// ```
+/// assert_eq!(fanout_ops::deployed::crate_name("CrmSync"), "crm-sync");
+/// assert_eq!(fanout_ops::deployed::crate_name("crm-sync"), "crm-sync");
+/// ```
+pub fn crate_name(consumer: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in consumer.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('-');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
 
 /// What a flag may give instead of a lookup.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct DeployedOverrides {
-    /// The consumer's stack, when deployed under another name than its registry entry's.
+    /// The consumer's stack, when deployed under another name than its registry entry's (and
+    /// the stage's).
     #[arg(long)]
     pub stack_name: Option<String>,
     /// The function to invoke, instead of the stack's `FunctionName` output.
@@ -46,6 +101,7 @@ impl Deployed {
         aws: &aws_config::SdkConfig,
         entry: &ConsumerEntry,
         overrides: &DeployedOverrides,
+        stage: &Stage,
     ) -> Result<Self, OpsError> {
         let batch_size = entry.event_source_mapping()["batchSize"]
             .as_u64()
@@ -58,7 +114,8 @@ impl Deployed {
                 ))
             })?;
         let needs_bucket = entry.on_failure_to_bucket() && overrides.on_failure_bucket.is_none();
-        let stack = overrides.stack_name.as_deref().unwrap_or(&entry.name);
+        let staged = stage.stack(&entry.name);
+        let stack = overrides.stack_name.as_deref().unwrap_or(&staged);
         let outputs =
             if overrides.function_name.is_some() && overrides.dlq_url.is_some() && !needs_bucket {
                 Vec::new()
@@ -123,28 +180,30 @@ async fn stack_outputs(
         .unwrap_or_default())
 }
 
-/// The Users table: `flag`, or the tables stack's SSM parameter.
+/// The Users table: `flag`, or the tables stack's SSM parameter of `stage`.
 pub async fn users_table(
     aws: &aws_config::SdkConfig,
     flag: Option<&str>,
+    stage: &Stage,
 ) -> Result<String, OpsError> {
     if let Some(name) = flag {
         return Ok(name.to_owned());
     }
+    let parameter = stage.parameter(Parameter::UsersTableName);
     aws_sdk_ssm::Client::new(aws)
         .get_parameter()
-        .name(USERS_TABLE_PARAMETER)
+        .name(&parameter)
         .send()
         .await
         .map_err(|e| OpsError::Lookup {
-            what: format!("SSM parameter {USERS_TABLE_PARAMETER}"),
+            what: format!("SSM parameter {parameter}"),
             message: fanout_core::error_chain(&e),
         })?
         .parameter()
         .and_then(|p| p.value())
         .map(str::to_owned)
         .ok_or_else(|| OpsError::Lookup {
-            what: format!("SSM parameter {USERS_TABLE_PARAMETER}"),
+            what: format!("SSM parameter {parameter}"),
             message: "it has no value".to_owned(),
         })
 }

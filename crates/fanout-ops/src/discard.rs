@@ -29,7 +29,7 @@ pub struct DiscardOptions {
     pub event_ids: Vec<String>,
     /// Records older than their item's current version.
     pub superseded: bool,
-    /// The Users table (for `superseded`).
+    /// The Users table (for `superseded`; resolved before `discard` runs).
     pub users_table: Option<String>,
     pub dry_run: bool,
     /// The messages received, as redrive receives them.
@@ -200,7 +200,12 @@ pub async fn discard(
     let dynamodb = aws_sdk_dynamodb::Client::new(aws);
     let users_table = match (&options.users_table, options.superseded) {
         (_, false) => None,
-        (flag, true) => Some(crate::deployed::users_table(aws, flag.as_deref()).await?),
+        (Some(table), true) => Some(table.clone()),
+        (None, true) => {
+            return Err(OpsError::Context(
+                "--superseded needs the Users table to compare versions with".to_owned(),
+            ));
+        }
     };
     let messages = receive_all(&sqs, deployed, &options.receive).await?;
     let mut wanted: BTreeSet<&str> = options.event_ids.iter().map(String::as_str).collect();

@@ -23,6 +23,22 @@ pub enum OpsError {
     NoCheck { consumer: String },
     #[error("configuring {consumer}'s check from its function's environment: {message}")]
     CheckConfig { consumer: String, message: String },
+    /// No credentials anywhere the SDK looks: said once, before any call.
+    #[error(
+        "no AWS credentials: looked in the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), the profile {profile} of the shared config and credentials files (SSO and credential_process included), a web identity token (AWS_WEB_IDENTITY_TOKEN_FILE), and the container and instance metadata; provide them with AWS_PROFILE=<profile> (after `aws sso login --profile <profile>` for SSO) or by exporting AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY ({cause})"
+    )]
+    NoCredentials { profile: String, cause: String },
+    #[error(transparent)]
+    Stage(#[from] fanout_registry::names::StageError),
+    /// The registry entry of a deployed consumer could not be found.
+    #[error(
+        "no registry entry for {consumer}: SSM parameter {parameter} ({message}); deploy its stack from this version of the app, pass --stage if it was deployed with one, or pass --registry <infra/consumers of its app>"
+    )]
+    NoEntry {
+        consumer: String,
+        parameter: String,
+        message: String,
+    },
 }
 
 impl OpsError {

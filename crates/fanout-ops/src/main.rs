@@ -6,29 +6,46 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use fanout_ops::check_items;
 use fanout_ops::deployed::{self, Deployed, DeployedOverrides};
 use fanout_ops::discard::{self, DiscardOptions};
-use fanout_ops::preflight::{self, Clients, TABLES_STACK, Verdict};
+use fanout_ops::preflight::{self, Clients, Verdict};
 use fanout_ops::progress::Progress;
 use fanout_ops::reconcile::{self, ReconcileOptions};
 use fanout_ops::redrive::{self, RedriveOptions};
 use fanout_ops::{CdkContext, OpsError};
 use fanout_registry::ConsumerEntry;
+use fanout_registry::names::{Stage, TABLES_STACK};
 
 #[derive(Debug, Parser)]
 #[command(
     name = "fanout-ops",
+    version,
     about = "Operating fanout against AWS or the local AWS (standard credentials and AWS_ENDPOINT_URL)"
 )]
 struct Cli {
-    /// The consumer registry (one <crate>.json per consumer).
-    #[arg(long, global = true, default_value_os_t = fanout_registry::registry_dir())]
-    registry: PathBuf,
+    /// A registry folder (one <crate>.json per consumer) to read consumers from. Without it,
+    /// redrive, reconcile and discard read a consumer's entry from the SSM parameter its stack
+    /// publishes, and preflight reads infra/consumers of the current directory (the checkout
+    /// whose app it checks).
+    #[arg(long, global = true)]
+    registry: Option<PathBuf>,
+    /// The deployment's stage (fanout:stage), when it was deployed with one: its stacks are
+    /// <Stack>-<stage> and its parameters /fanout/<stage>/...
+    #[arg(long, global = true)]
+    stage: Option<String>,
     /// Print the report as JSON.
     #[arg(long, global = true)]
     json: bool,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Where a command finds the deployment: the registry folder, if given, and the stage.
+struct Target {
+    registry: Option<PathBuf>,
+    stage: Stage,
+    json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -39,7 +56,7 @@ enum Command {
         /// FanoutTables, or a consumer's stack (WelcomeEmail) or crate (welcome-email).
         stack: String,
         /// The CDK app's cdk.json, whose context the deploy uses.
-        #[arg(long, default_value_os_t = fanout_registry::workspace_root().join("infra/cdk.json"))]
+        #[arg(long, default_value = "infra/cdk.json")]
         cdk_json: PathBuf,
         /// A CDK context override, as the CDK CLI takes it (`-c fanout:sesIdentity=example.com`).
         #[arg(short = 'c', long = "context", value_name = "KEY=VALUE")]
@@ -120,6 +137,17 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         max_messages: usize,
     },
+    /// Read items of the Users table as the consumers would read an insert of each, and report
+    /// per consumer what it would park and why (and what bends the writer's contract). Invokes
+    /// nothing, writes nothing. Exit 0 when nothing would be parked, 1 otherwise.
+    CheckItems {
+        /// The Users table, instead of the tables stack's SSM parameter.
+        #[arg(long)]
+        users_table: Option<String>,
+        /// Check at most this many items.
+        #[arg(long, default_value_t = 1000)]
+        sample: usize,
+    },
 }
 
 /// `--segments`: a scan has at least one segment.
@@ -136,12 +164,24 @@ fn at_least_one_segment(raw: &str) -> Result<u32, String> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    let stage = match Stage::new(cli.stage.as_deref()) {
+        Ok(stage) => stage,
+        Err(err) => {
+            eprintln!("fanout-ops: --stage: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let target = Target {
+        registry: cli.registry,
+        stage,
+        json: cli.json,
+    };
     let result = match cli.command {
         Command::Preflight {
             stack,
             cdk_json,
             context,
-        } => run_preflight(&cli.registry, &stack, &cdk_json, &context, cli.json).await,
+        } => run_preflight(&target, &stack, &cdk_json, &context).await,
         Command::Redrive {
             consumer,
             deployed,
@@ -154,7 +194,7 @@ async fn main() -> ExitCode {
                 max_messages,
                 visibility_timeout: Duration::from_secs(visibility_timeout),
             };
-            run_redrive(&cli.registry, &consumer, &deployed, &options, cli.json).await
+            run_redrive(&target, &consumer, &deployed, &options).await
         }
         Command::Reconcile {
             consumer,
@@ -172,7 +212,7 @@ async fn main() -> ExitCode {
                 settle_seconds,
                 repair,
             };
-            run_reconcile(&cli.registry, &consumer, &deployed, run, cli.json).await
+            run_reconcile(&target, &consumer, &deployed, run).await
         }
         Command::Discard {
             consumer,
@@ -194,8 +234,12 @@ async fn main() -> ExitCode {
                     visibility_timeout: Duration::from_secs(60),
                 },
             };
-            run_discard(&cli.registry, &consumer, &deployed, &options, cli.json).await
+            run_discard(&target, &consumer, &deployed, options).await
         }
+        Command::CheckItems {
+            users_table,
+            sample,
+        } => run_check_items(&target, users_table.as_deref(), sample).await,
     };
     match result {
         Ok(code) => code,
@@ -207,26 +251,36 @@ async fn main() -> ExitCode {
 }
 
 async fn run_preflight(
-    registry: &std::path::Path,
+    target: &Target,
     stack: &str,
     cdk_json: &std::path::Path,
     overrides: &[String],
-    json: bool,
 ) -> Result<ExitCode, OpsError> {
     let context = CdkContext::load(cdk_json, overrides)?;
+    // The stage the deploy uses: -c fanout:stage (the Makefile passes it), or --stage.
+    let stage = match (context.fanout("stage"), target.stage.name()) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(OpsError::Context(format!(
+                "--stage {b} and fanout:stage={a} name different deployments"
+            )));
+        }
+        (Some(from_context), _) => Stage::new(Some(from_context))?,
+        (None, _) => target.stage.clone(),
+    };
     // A deploy from another registry (-c fanout:registryDir=...) is checked against it.
     let registry = context
         .fanout("registryDir")
         .map(PathBuf::from)
-        .unwrap_or_else(|| registry.to_owned());
+        .or_else(|| target.registry.clone())
+        .unwrap_or_else(|| PathBuf::from("infra/consumers"));
     let consumers = fanout_registry::consumers_in(&registry)?;
-    let consumer = if stack == TABLES_STACK {
+    let consumer = if stack == TABLES_STACK || stack == stage.stack(TABLES_STACK) {
         None
     } else {
         Some(
             consumers
                 .iter()
-                .find(|c| c.name == stack || c.crate_name == stack)
+                .find(|c| c.name == stack || c.crate_name == stack || stage.stack(&c.name) == stack)
                 .ok_or_else(|| OpsError::UnknownStack {
                     stack: stack.to_owned(),
                     known: consumers
@@ -237,8 +291,9 @@ async fn run_preflight(
                 })?,
         )
     };
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let report = preflight::check(&Clients::new(&aws), &context, stack, consumer).await;
+    let aws = fanout_ops::aws::sdk_config().await?;
+    let json = target.json;
+    let report = preflight::check(&Clients::new(&aws), &context, &stage, stack, consumer).await;
     if json {
         print(&report, true, String::new);
     } else {
@@ -275,41 +330,56 @@ fn print<T: serde::Serialize>(report: &T, json: bool, summary: impl FnOnce() -> 
 }
 
 async fn run_redrive(
-    registry: &std::path::Path,
+    target: &Target,
     consumer: &str,
     overrides: &DeployedOverrides,
     options: &RedriveOptions,
-    json: bool,
 ) -> Result<ExitCode, OpsError> {
-    let (entry, aws, deployed) = locate(registry, consumer, overrides).await?;
-    let report = redrive::redrive(&aws, &entry, &deployed, options, &Progress::new(json)).await?;
-    print(&report, json, || report.summary());
+    let (entry, aws, deployed) = locate(target, consumer, overrides).await?;
+    let progress = Progress::new(target.json);
+    let report = redrive::redrive(&aws, &entry, &deployed, options, &progress).await?;
+    print(&report, target.json, || report.summary());
     Ok(done_if(report.all_redriven()))
 }
 
 async fn run_discard(
-    registry: &std::path::Path,
+    target: &Target,
     consumer: &str,
     overrides: &DeployedOverrides,
-    options: &DiscardOptions,
-    json: bool,
+    mut options: DiscardOptions,
 ) -> Result<ExitCode, OpsError> {
-    let (_, aws, deployed) = locate(registry, consumer, overrides).await?;
-    let report = discard::discard(&aws, &deployed, options).await?;
-    print(&report, json, || report.summary());
+    let (_, aws, deployed) = locate(target, consumer, overrides).await?;
+    if options.superseded {
+        let table =
+            deployed::users_table(&aws, options.users_table.as_deref(), &target.stage).await?;
+        options.users_table = Some(table);
+    }
+    let report = discard::discard(&aws, &deployed, &options).await?;
+    print(&report, target.json, || report.summary());
     Ok(done_if(report.complete()))
+}
+
+async fn run_check_items(
+    target: &Target,
+    users_table: Option<&str>,
+    sample: usize,
+) -> Result<ExitCode, OpsError> {
+    let aws = fanout_ops::aws::sdk_config().await?;
+    let table = deployed::users_table(&aws, users_table, &target.stage).await?;
+    let report = check_items::check_items(&aws, &table, sample).await?;
+    print(&report, target.json, || report.summary());
+    Ok(done_if(report.clean()))
 }
 
 /// The registry entry of `consumer`, the SDK config, and the consumer as deployed.
 async fn locate(
-    registry: &std::path::Path,
+    target: &Target,
     consumer: &str,
     overrides: &DeployedOverrides,
 ) -> Result<(ConsumerEntry, aws_config::SdkConfig, Deployed), OpsError> {
-    let consumers = fanout_registry::consumers_in(registry)?;
-    let entry = fanout_registry::find_in(&consumers, consumer, registry)?.clone();
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let deployed = Deployed::find(&aws, &entry, overrides).await?;
+    let aws = fanout_ops::aws::sdk_config().await?;
+    let entry = deployed::entry(&aws, target.registry.as_deref(), &target.stage, consumer).await?;
+    let deployed = Deployed::find(&aws, &entry, overrides, &target.stage).await?;
     Ok((entry, aws, deployed))
 }
 
@@ -332,20 +402,20 @@ struct ReconcileRun {
 }
 
 async fn run_reconcile(
-    registry: &std::path::Path,
+    target: &Target,
     consumer: &str,
     overrides: &DeployedOverrides,
     run: ReconcileRun,
-    json: bool,
 ) -> Result<ExitCode, OpsError> {
-    let (entry, aws, deployed) = locate(registry, consumer, overrides).await?;
+    let json = target.json;
+    let (entry, aws, deployed) = locate(target, consumer, overrides).await?;
     // Past the iterator-age alarm's threshold a record still in the stream would have alarmed.
     let settle = run
         .settle_seconds
         .or_else(|| entry.settings["alarms"]["iteratorAgeMaxSeconds"].as_u64())
         .unwrap_or(900);
     let options = ReconcileOptions {
-        users_table: deployed::users_table(&aws, run.users_table.as_deref()).await?,
+        users_table: deployed::users_table(&aws, run.users_table.as_deref(), &target.stage).await?,
         segments: run.segments,
         rate: run.rate,
         settle: Duration::from_secs(settle),

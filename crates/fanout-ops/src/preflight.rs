@@ -3,29 +3,27 @@
 //! stops the deploy early instead of failing records at run time.
 //!
 //! - every stack: the CDK bootstrap (its version parameter);
-//! - a consumer stack: the SSM parameters `FanoutTables` publishes (tables, stream);
+//! - `FanoutTables` attaching to an existing Users table (`fanout:usersTableName`): the table
+//!   exists, is keyed by `userId` (S), has a NEW_AND_OLD_IMAGES stream, and that stream is
+//!   `fanout:usersStreamArn`; each miss names the command that fixes it (fanout never changes a
+//!   table it did not create);
+//! - a consumer stack: the SSM parameters `FanoutTables` publishes (tables, stream, and for a
+//!   Kinesis consumer the Kinesis stream), and for a Kinesis consumer that the Users table's
+//!   Kinesis streaming destination is that stream, active, to the microsecond;
 //! - each of the consumer's `prerequisites` (registry): a verified SES identity and a sender
 //!   it covers, the CRM event bus, a reachable search endpoint. The SES sandbox is a warning.
+//!
+//! Names follow the deployment's stage ([`Stage`]).
 
 use std::time::Duration;
 
+use aws_sdk_dynamodb::types::{DestinationStatus, KeyType, ScalarAttributeType, StreamViewType};
 use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
 use fanout_registry::ConsumerEntry;
+use fanout_registry::names::{Parameter, Stage, TABLES_STACK};
 use serde::Serialize;
 
 use crate::context::CdkContext;
-
-/// The stack every consumer stack reads its tables from.
-pub const TABLES_STACK: &str = "FanoutTables";
-
-/// The SSM parameters `FanoutTables` writes (`infra/lib/tables-stack.ts`, `PARAMETERS`).
-pub const TABLE_PARAMETERS: [&str; 5] = [
-    "/fanout/tables/users/name",
-    "/fanout/tables/users/stream-arn",
-    "/fanout/tables/users/stream-view-type",
-    "/fanout/tables/ledger/name",
-    "/fanout/tables/audit/name",
-];
 
 /// The outcome of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -72,11 +70,13 @@ pub struct Clients {
     pub ssm: aws_sdk_ssm::Client,
     pub ses: aws_sdk_sesv2::Client,
     pub events: aws_sdk_eventbridge::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
 }
 
 impl Clients {
     pub fn new(aws: &aws_config::SdkConfig) -> Self {
         Clients {
+            dynamodb: aws_sdk_dynamodb::Client::new(aws),
             ssm: aws_sdk_ssm::Client::new(aws),
             ses: aws_sdk_sesv2::Client::new(aws),
             events: aws_sdk_eventbridge::Client::new(aws),
@@ -89,6 +89,7 @@ impl Clients {
 pub async fn check(
     clients: &Clients,
     context: &CdkContext,
+    stage: &Stage,
     stack: &str,
     consumer: Option<&ConsumerEntry>,
 ) -> PreflightReport {
@@ -111,18 +112,38 @@ pub async fn check(
         Err(err) => report.push("CDK bootstrap", Verdict::Fail, err),
     }
     let Some(consumer) = consumer else {
+        if let (Some(table), Some(stream)) = (
+            context.fanout("usersTableName"),
+            context.fanout("usersStreamArn"),
+        ) {
+            for (verdict, detail) in existing_table(&clients.dynamodb, table, stream).await {
+                report.push("existing Users table", verdict, detail);
+            }
+        }
         return report;
     };
-    for name in TABLE_PARAMETERS {
-        match parameter_exists(&clients.ssm, name).await {
+    let tables = stage.stack(TABLES_STACK);
+    for parameter in Parameter::ALL {
+        if parameter == Parameter::UsersKinesisStreamArn && !consumer.reads_kinesis() {
+            continue;
+        }
+        let name = stage.parameter(parameter);
+        match parameter_exists(&clients.ssm, &name).await {
             Ok(true) => report.push("table parameter", Verdict::Ok, name),
             Ok(false) => report.push(
                 "table parameter",
                 Verdict::Fail,
-                format!("SSM parameter {name} does not exist: deploy {TABLES_STACK} first"),
+                format!("SSM parameter {name} does not exist: deploy {tables} first{}",
+                    if parameter == Parameter::UsersKinesisStreamArn {
+                        " (it publishes the Kinesis stream when a registry entry says source: kinesis)"
+                    } else { "" }),
             ),
             Err(err) => report.push("table parameter", Verdict::Fail, err),
         }
+    }
+    if consumer.reads_kinesis() {
+        let (verdict, detail) = kinesis_destination(clients, stage).await;
+        report.push("Kinesis streaming destination", verdict, detail);
     }
     for key in consumer.prerequisites() {
         let Some(value) = context.fanout(&key) else {
@@ -141,6 +162,189 @@ pub async fn check(
         report.push("SES account", verdict, detail);
     }
     report
+}
+
+/// What fanout needs of a table it attaches to, each miss with the command that fixes it.
+async fn existing_table(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    stream_arn: &str,
+) -> Vec<(Verdict, String)> {
+    let described = match dynamodb.describe_table().table_name(table).send().await {
+        Ok(output) => output.table,
+        Err(err) => {
+            let missing = err
+                .as_service_error()
+                .is_some_and(|e| e.is_resource_not_found_exception());
+            return vec![(
+                Verdict::Fail,
+                if missing {
+                    format!(
+                        "table {table} does not exist in this account and region: fanout:usersTableName names the API's existing Users table (or unset it, with fanout:usersStreamArn, to have {TABLES_STACK} create one)"
+                    )
+                } else {
+                    format!("table {table}: {}", sdk_message(&err))
+                },
+            )];
+        }
+    };
+    let Some(described) = described else {
+        return vec![(
+            Verdict::Fail,
+            format!("table {table}: DescribeTable said nothing"),
+        )];
+    };
+    let mut found = Vec::new();
+    let types: std::collections::HashMap<&str, &ScalarAttributeType> = described
+        .attribute_definitions()
+        .iter()
+        .map(|a| (a.attribute_name(), a.attribute_type()))
+        .collect();
+    let schema: Vec<String> = described
+        .key_schema()
+        .iter()
+        .map(|k| {
+            format!(
+                "{} ({}, {})",
+                k.attribute_name(),
+                types.get(k.attribute_name()).map_or("?", |t| t.as_str()),
+                k.key_type().as_str()
+            )
+        })
+        .collect();
+    let keyed_by_user_id = matches!(described.key_schema(), [only]
+        if only.attribute_name() == "userId"
+            && *only.key_type() == KeyType::Hash
+            && types.get("userId") == Some(&&ScalarAttributeType::S));
+    found.push(if keyed_by_user_id {
+        (Verdict::Ok, format!("table {table} is keyed by userId (S)"))
+    } else {
+        (
+            Verdict::Fail,
+            format!(
+                "table {table} is keyed by {}; fanout needs userId (S) as its only key, and a table's key cannot change: point fanout:usersTableName at the table the API keys by userId",
+                schema.join(", ")
+            ),
+        )
+    });
+    let spec = described.stream_specification();
+    let enabled = spec.is_some_and(|s| s.stream_enabled());
+    let view = spec.and_then(|s| s.stream_view_type());
+    found.push(match (enabled, view) {
+        (true, Some(StreamViewType::NewAndOldImages)) => (
+            Verdict::Ok,
+            format!("table {table} streams NEW_AND_OLD_IMAGES"),
+        ),
+        (false, _) | (true, None) => (
+            Verdict::Fail,
+            format!(
+                "table {table} has no stream; the consumers need NEW_AND_OLD_IMAGES: aws dynamodb update-table --table-name {table} --stream-specification StreamEnabled=true,StreamViewType=NEW_AND_OLD_IMAGES (then set fanout:usersStreamArn to its Table.LatestStreamArn)"
+            ),
+        ),
+        (true, Some(other)) => (
+            Verdict::Fail,
+            format!(
+                "table {table} streams {}; the consumers need NEW_AND_OLD_IMAGES, and a stream's view cannot change in place: aws dynamodb update-table --table-name {table} --stream-specification StreamEnabled=false, then --stream-specification StreamEnabled=true,StreamViewType=NEW_AND_OLD_IMAGES (a new stream: set fanout:usersStreamArn to its ARN; readers of the old stream stop)",
+                other.as_str()
+            ),
+        ),
+    });
+    if enabled {
+        let latest = described.latest_stream_arn().unwrap_or_default();
+        found.push(if latest == stream_arn {
+            (Verdict::Ok, format!("fanout:usersStreamArn is table {table}'s stream"))
+        } else {
+            (
+                Verdict::Fail,
+                format!(
+                    "fanout:usersStreamArn is {stream_arn}, but table {table}'s stream is {latest}: -c fanout:usersStreamArn={latest}"
+                ),
+            )
+        });
+    }
+    found
+}
+
+/// Whether the Users table streams its changes to the Kinesis stream `FanoutTables`
+/// published, active and to the microsecond (what a Kinesis consumer reads).
+async fn kinesis_destination(clients: &Clients, stage: &Stage) -> (Verdict, String) {
+    let value = |parameter: Parameter| async move {
+        clients
+            .ssm
+            .get_parameter()
+            .name(stage.parameter(parameter))
+            .send()
+            .await
+            .ok()
+            .and_then(|o| o.parameter)
+            .and_then(|p| p.value)
+    };
+    let (Some(table), Some(stream)) = (
+        value(Parameter::UsersTableName).await,
+        value(Parameter::UsersKinesisStreamArn).await,
+    ) else {
+        return (
+            Verdict::Fail,
+            "the Users table or its Kinesis stream is not published (see the parameters above)"
+                .to_owned(),
+        );
+    };
+    let enable = format!(
+        "aws dynamodb enable-kinesis-streaming-destination --table-name {table} --stream-arn {stream} --enable-kinesis-streaming-configuration ApproximateCreationDateTimePrecision=MICROSECOND"
+    );
+    match clients
+        .dynamodb
+        .describe_kinesis_streaming_destination()
+        .table_name(&table)
+        .send()
+        .await
+    {
+        Ok(output) => {
+            let ours = output
+                .kinesis_data_stream_destinations()
+                .iter()
+                .find(|d| d.stream_arn() == Some(stream.as_str()));
+            match ours {
+                Some(d) if d.destination_status() == Some(&DestinationStatus::Active) => {
+                    let precision = d
+                        .approximate_creation_date_time_precision()
+                        .map(|p| p.as_str().to_owned());
+                    if precision.as_deref() == Some("MICROSECOND") {
+                        (
+                            Verdict::Ok,
+                            format!("table {table} streams to {stream}, to the microsecond"),
+                        )
+                    } else {
+                        (
+                            Verdict::Warn,
+                            format!(
+                                "table {table} streams to {stream} at {} precision; Kinesis consumers order a user's changes by creation time: aws dynamodb update-kinesis-streaming-destination --table-name {table} --stream-arn {stream} --update-kinesis-streaming-configuration ApproximateCreationDateTimePrecision=MICROSECOND",
+                                precision.unwrap_or_else(|| "the default (millisecond)".to_owned())
+                            ),
+                        )
+                    }
+                }
+                Some(d) => (
+                    Verdict::Fail,
+                    format!(
+                        "table {table}'s Kinesis destination {stream} is {}: {enable}",
+                        d.destination_status().map_or("unknown", |s| s.as_str())
+                    ),
+                ),
+                None => (
+                    Verdict::Fail,
+                    format!("table {table} does not stream to {stream}: {enable}"),
+                ),
+            }
+        }
+        Err(err) => (
+            Verdict::Fail,
+            format!(
+                "table {table}'s Kinesis destinations: {}",
+                sdk_message(&err)
+            ),
+        ),
+    }
 }
 
 async fn parameter_exists(ssm: &aws_sdk_ssm::Client, name: &str) -> Result<bool, String> {

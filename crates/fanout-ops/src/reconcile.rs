@@ -205,6 +205,42 @@ struct Tally {
     found: Vec<Found>,
 }
 
+/// What a scan of the Users table needs to know first: its key attributes and roughly how
+/// many items it holds (DescribeTable's count, refreshed about every six hours).
+pub(crate) struct UsersTable {
+    pub(crate) keys: Vec<String>,
+    pub(crate) item_count: u64,
+}
+
+impl UsersTable {
+    pub(crate) async fn describe(
+        dynamodb: &aws_sdk_dynamodb::Client,
+        name: &str,
+    ) -> Result<UsersTable, OpsError> {
+        let output = dynamodb
+            .describe_table()
+            .table_name(name)
+            .send()
+            .await
+            .map_err(OpsError::aws(format!("DynamoDB DescribeTable {name}")))?;
+        let table = output.table();
+        Ok(UsersTable {
+            keys: table
+                .map(|t| {
+                    t.key_schema()
+                        .iter()
+                        .map(|k| k.attribute_name().to_owned())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            item_count: table
+                .and_then(|t| t.item_count())
+                .and_then(|n| u64::try_from(n).ok())
+                .unwrap_or(0),
+        })
+    }
+}
+
 /// Reconciles `deployed` against the Users table.
 pub async fn reconcile(
     aws: &aws_config::SdkConfig,
@@ -217,31 +253,9 @@ pub async fn reconcile(
     let env = Env::from_pairs(function.environment().await?);
     let check = Arc::new(ConsumerCheck::new(&deployed.consumer, aws, &env)?);
     let dynamodb = aws_sdk_dynamodb::Client::new(aws);
-    let table = dynamodb
-        .describe_table()
-        .table_name(&options.users_table)
-        .send()
-        .await
-        .map_err(OpsError::aws(format!(
-            "DynamoDB DescribeTable {}",
-            options.users_table
-        )))?;
-    let description = table.table();
-    let keys: Vec<String> = description
-        .map(|t| {
-            t.key_schema()
-                .iter()
-                .map(|k| k.attribute_name().to_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    progress.start(
-        description
-            .and_then(|t| t.item_count())
-            .and_then(|n| u64::try_from(n).ok())
-            .unwrap_or(0),
-        "items",
-    );
+    let table = UsersTable::describe(&dynamodb, &options.users_table).await?;
+    let keys = table.keys;
+    progress.start(table.item_count, "items");
 
     let tally = Arc::new(Mutex::new(Tally::default()));
     let segments = options.segments.max(1);
@@ -429,15 +443,14 @@ async fn repair(
     Ok(report)
 }
 
-/// The stream record reconcile sends for an item of `users_table`: an `INSERT` of its current
-/// image, named after the item and version (so a second repair is the same record), from the
-/// reconciler, naming its table as a Kinesis record does (`tableName`).
-pub fn reconcile_record(
+/// An `INSERT` stream record of `item` as it is now, the shape the consumers decode: its key
+/// attributes (`keys`) and its whole image, naming `users_table` as a Kinesis record does
+/// (`tableName`). `eventID`, `eventSource`, `awsRegion`, the creation time and sequence number
+/// are placeholders for the caller to fill.
+pub fn insert_of(
     item: &HashMap<String, AttributeValue>,
     keys: &[String],
-    user: &User,
     users_table: &str,
-    region: &str,
 ) -> Value {
     let image = |names: Option<&[String]>| {
         let chosen: HashMap<String, AttributeValue> = item
@@ -448,24 +461,45 @@ pub fn reconcile_record(
         serde_json::to_value(serde_dynamo::Item::from(chosen)).unwrap_or(Value::Null)
     };
     json!({
-        "eventID": format!("reconcile-{}-v{}", user.user_id, user.version),
+        "eventID": "",
         "eventName": "INSERT",
         "eventVersion": "1.1",
-        "eventSource": RecordOrigin::RECONCILE_EVENT_SOURCE,
-        "awsRegion": region,
+        "eventSource": "",
+        "awsRegion": "",
         "tableName": users_table,
         "dynamodb": {
-            "ApproximateCreationDateTime": SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or_default(),
+            "ApproximateCreationDateTime": 0,
             "Keys": image(Some(keys)),
             "NewImage": image(None),
-            // Not a stream position: the item's version, so the record is reportable and the
-            // same on every repair.
-            "SequenceNumber": user.version.to_string(),
+            "SequenceNumber": "0",
             "SizeBytes": 0,
             "StreamViewType": "NEW_AND_OLD_IMAGES",
         }
     })
+}
+
+/// The stream record reconcile sends for an item of `users_table`: an `INSERT` of its current
+/// image, named after the item and version (so a second repair is the same record), from the
+/// reconciler.
+pub fn reconcile_record(
+    item: &HashMap<String, AttributeValue>,
+    keys: &[String],
+    user: &User,
+    users_table: &str,
+    region: &str,
+) -> Value {
+    let mut record = insert_of(item, keys, users_table);
+    record["eventID"] = json!(format!("reconcile-{}-v{}", user.user_id, user.version));
+    record["eventSource"] = json!(RecordOrigin::RECONCILE_EVENT_SOURCE);
+    record["awsRegion"] = json!(region);
+    record["dynamodb"]["ApproximateCreationDateTime"] = json!(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default()
+    );
+    // Not a stream position: the item's version, so the record is reportable and the same on
+    // every repair.
+    record["dynamodb"]["SequenceNumber"] = json!(user.version.to_string());
+    record
 }

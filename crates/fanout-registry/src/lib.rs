@@ -3,7 +3,11 @@
 //! demo, the operations tool, the Makefile and the tests all read their consumer list from it,
 //! so a new consumer is a crate folder and one file there.
 //!
+//! [`names`] holds the names a deployment (and its stage) gives its stacks and SSM parameters.
+//!
 //! **Architecture invariant:** a leaf: it depends on no crate of the workspace.
+
+pub mod names;
 
 use std::path::{Path, PathBuf};
 
@@ -46,6 +50,25 @@ pub struct ConsumerEntry {
 }
 
 impl ConsumerEntry {
+    /// An entry read from JSON (a registry file, or the subset a consumer stack publishes in
+    /// SSM for fanout-ops); `origin` names where it came from in errors.
+    pub fn from_json(settings: Value, origin: &Path) -> Result<Self, RegistryError> {
+        let field = |name: &str| {
+            settings[name]
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| RegistryError::Invalid {
+                    path: origin.to_owned(),
+                    message: format!("no `{name}`"),
+                })
+        };
+        Ok(ConsumerEntry {
+            name: field("stack")?,
+            crate_name: field("crate")?,
+            settings: settings.clone(),
+        })
+    }
+
     /// The `eventSourceMapping` object, in the shape the local mapping reads.
     pub fn event_source_mapping(&self) -> &Value {
         &self.settings["eventSourceMapping"]
@@ -114,17 +137,7 @@ pub fn consumers_in(dir: &Path) -> Result<Vec<ConsumerEntry>, RegistryError> {
             let text = std::fs::read_to_string(path).map_err(|e| read(path, e))?;
             let settings: Value =
                 serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
-            let field = |name: &str| {
-                settings[name]
-                    .as_str()
-                    .map(str::to_owned)
-                    .ok_or_else(|| invalid(format!("no `{name}`")))
-            };
-            Ok(ConsumerEntry {
-                name: field("stack")?,
-                crate_name: field("crate")?,
-                settings: settings.clone(),
-            })
+            ConsumerEntry::from_json(settings, path)
         })
         .collect()
 }

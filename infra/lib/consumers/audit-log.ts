@@ -1,12 +1,11 @@
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { ConsumerStack } from '../consumer-stack';
 import { ConsumerSettings } from '../settings';
-import { PARAMETERS } from '../tables-stack';
 
 /** audit-log: appends rows to UserAudit, and may do nothing else with it. */
 export class AuditLogStack extends ConsumerStack {
   protected consumerEnvironment(settings: ConsumerSettings): Record<string, string> {
-    return { ...super.consumerEnvironment(settings), AUDIT_TABLE: this.parameter(PARAMETERS.auditTableName) };
+    return { ...super.consumerEnvironment(settings), AUDIT_TABLE: this.parameter('auditTableName') };
   }
 
   protected statements(settings: ConsumerSettings): iam.PolicyStatement[] {
@@ -15,7 +14,7 @@ export class AuditLogStack extends ConsumerStack {
       new iam.PolicyStatement({
         sid: 'AppendAuditRowsOnly',
         actions: ['dynamodb:PutItem'],
-        resources: [this.tableArn(this.parameter(PARAMETERS.auditTableName))],
+        resources: [this.tableArn(this.parameter('auditTableName'))],
       }),
     ];
   }

@@ -5,6 +5,24 @@ import { ConsumerSettings } from '../settings';
 
 /** welcome-email: the ledger (from the generic stack) and sending from one SES identity. */
 export class WelcomeEmailStack extends ConsumerStack {
+  /** preflight: its identity verified, the account out of the sandbox. */
+  protected operatorStatements(settings: ConsumerSettings): iam.PolicyStatement[] {
+    return [
+      ...super.operatorStatements(settings),
+      new iam.PolicyStatement({
+        sid: 'PreflightReadsItsIdentity',
+        actions: ['ses:GetEmailIdentity'],
+        resources: [this.formatArn({ service: 'ses', resource: 'identity', resourceName: context(this, 'sesIdentity') })],
+      }),
+      // GetAccount supports no resource-level permission: the account's sending status.
+      new iam.PolicyStatement({ sid: 'PreflightReadsTheSesAccount', actions: ['ses:GetAccount'], resources: ['*'] }),
+    ];
+  }
+
+  protected operatorWildcards() {
+    return [...super.operatorWildcards(), { appliesTo: 'Resource::*', reason: 'ses:GetAccount supports no resource-level permission.' }];
+  }
+
   protected statements(settings: ConsumerSettings): iam.PolicyStatement[] {
     const identity = context(this, 'sesIdentity');
     return [

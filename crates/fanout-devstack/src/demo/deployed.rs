@@ -6,18 +6,13 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use fanout_registry::ConsumerEntry;
+use fanout_registry::names::{Parameter, Stage};
 use fanout_testkit::search_standin::SearchStandIn;
 
 use super::run::{
     DemoError, DemoReport, Observed, Targets, apply, check, kinesis_readers, observe,
 };
 use super::scenario::Scenario;
-
-/// The SSM parameter the tables stack publishes the `Users` table name under (and the ledger's
-/// and the audit table's beside it): the same names `infra/lib/tables-stack.ts` writes.
-pub const USERS_TABLE_PARAMETER: &str = "/fanout/tables/users/name";
-pub const LEDGER_TABLE_PARAMETER: &str = "/fanout/tables/ledger/name";
-pub const AUDIT_TABLE_PARAMETER: &str = "/fanout/tables/audit/name";
 
 /// What a deployment exposes, looked up.
 #[derive(Debug, Clone)]
@@ -72,10 +67,12 @@ pub async fn stack_outputs(
 }
 
 impl Deployment {
-    /// Looks the deployment up: table names from SSM, each consumer's DLQ and function from
-    /// its stack's outputs. `sender` and `crm_queue` are the prerequisites the caller made.
+    /// Looks the deployment of `stage` up: table names from SSM, each consumer's DLQ and
+    /// function from its stack's outputs. `sender` and `crm_queue` are the prerequisites the
+    /// caller made.
     pub async fn discover(
         aws: &aws_config::SdkConfig,
+        stage: &Stage,
         consumers: &[ConsumerEntry],
         sender: &str,
         crm_queue: &str,
@@ -86,7 +83,7 @@ impl Deployment {
         let mut on_failure_buckets = BTreeMap::new();
         let mut functions = BTreeMap::new();
         for consumer in consumers {
-            let outputs = stack_outputs(&cloudformation, &consumer.name).await?;
+            let outputs = stack_outputs(&cloudformation, &stage.stack(&consumer.name)).await?;
             let get = |key: &str| {
                 outputs
                     .get(key)
@@ -100,12 +97,12 @@ impl Deployment {
             functions.insert(consumer.crate_name.clone(), get("FunctionName")?);
         }
         Ok(Deployment {
-            users_table: parameter(&ssm, USERS_TABLE_PARAMETER).await?,
+            users_table: parameter(&ssm, &stage.parameter(Parameter::UsersTableName)).await?,
             targets: Targets {
                 sender: sender.to_owned(),
                 crm_queue: crm_queue.to_owned(),
-                audit_table: parameter(&ssm, AUDIT_TABLE_PARAMETER).await?,
-                ledger_table: parameter(&ssm, LEDGER_TABLE_PARAMETER).await?,
+                audit_table: parameter(&ssm, &stage.parameter(Parameter::AuditTableName)).await?,
+                ledger_table: parameter(&ssm, &stage.parameter(Parameter::LedgerTableName)).await?,
                 dlqs,
                 on_failure_buckets,
             },
