@@ -1399,7 +1399,10 @@ async fn consumer_before_tables(
     };
     let context = cdk_context_args(options, &search.endpoint(), &[]);
     let bootstrap = cdk(
-        &["bootstrap", &format!("aws://{LOCAL_AWS_ACCOUNT}/{OTHER_REGION}")],
+        &[
+            "bootstrap",
+            &format!("aws://{LOCAL_AWS_ACCOUNT}/{OTHER_REGION}"),
+        ],
         &context,
     );
     let bootstrapped = elsewhere
