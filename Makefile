@@ -115,8 +115,9 @@ NEXTEST_BIN := $(or $(shell command -v cargo-nextest 2>/dev/null),$(CURDIR)/$(TO
 NEXTEST := $(NEXTEST_BIN) nextest
 $(CURDIR)/$(TOOLS)/bin/cargo-nextest: | $(TOOLS)/.toolchain
 	cargo install --quiet --locked --root $(TOOLS) cargo-nextest@$(NEXTEST_VERSION)
-# Hermetic tests: unit tests in src/, doc tests and the workspace tidy test. No server.
-HERMETIC := kind(lib) | kind(bin) | binary(tidy) | binary(cli)
+# Hermetic tests: unit tests in src/, doc tests, the workspace tidy test, fanout-ops without
+# credentials (cli), core's ports in memory (ports) and the batch engine over them (engine). No server.
+HERMETIC := kind(lib) | kind(bin) | binary(tidy) | binary(cli) | binary(ports) | binary(engine)
 
 # Every binary is built first: the demo test and the fault tests run the consumers' real
 # binaries as Lambda would (Runtime API), not through cargo.

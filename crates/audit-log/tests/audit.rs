@@ -42,7 +42,11 @@ impl Setup {
     async fn deliver(&self, event: Event) -> BatchReport {
         let deadline = SystemTime::now() + Duration::from_secs(60);
         self.processor
-            .run(event, deadline, Arc::clone(&self.handler))
+            .run_value(
+                serde_json::to_value(&event).unwrap(),
+                deadline,
+                Arc::clone(&self.handler),
+            )
             .await
             .unwrap()
     }
@@ -218,8 +222,8 @@ async fn missing_table_is_retryable_not_parked() {
         unique_name("NoSuchTable"),
     ));
     let report = processor
-        .run(
-            fixtures(&["user-insert-free.json"]),
+        .run_value(
+            serde_json::to_value(fixtures(&["user-insert-free.json"])).unwrap(),
             SystemTime::now() + Duration::from_secs(60),
             handler,
         )

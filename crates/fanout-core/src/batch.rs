@@ -27,7 +27,7 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use aws_lambda_events::dynamodb::{Event, EventRecord};
+use aws_lambda_events::dynamodb::EventRecord;
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use serde_json::Value;
 use tokio::sync::Semaphore;
@@ -256,19 +256,6 @@ impl BatchProcessor {
         Ok(self
             .run_value(event, SystemTime::now() + timeout, work)
             .await?)
-    }
-
-    /// Like [`BatchProcessor::process`] for a typed event, returning every record's result,
-    /// without emitting metrics. For tests: the event is read as the production path reads it
-    /// ([`BatchProcessor::run_value`]).
-    pub async fn run<H: RecordHandler>(
-        &self,
-        event: Event,
-        deadline: SystemTime,
-        work: Arc<H>,
-    ) -> Result<BatchReport, BatchError> {
-        let event = serde_json::to_value(&event).map_err(|_| BatchError::NotAnEvent)?;
-        self.run_value(event, deadline, work).await
     }
 
     /// Like [`BatchProcessor::process`], returning every record's result, without emitting

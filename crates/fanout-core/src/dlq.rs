@@ -8,9 +8,22 @@
 //! sender in `eventSource` ([`RecordOrigin`]): a permanent failure of such a record is
 //! reported back to the operator as failed, never parked again, so the message it came from
 //! stays in the queue and no second copy is made.
+//!
+//! Where a parked record goes is a port, [`ParkingQueue`]: [`SqsQueue`] (the consumer's DLQ,
+//! as deployed) or [`InMemoryQueue`] (hermetic tests), one contract tested against each
+//! (`crates/fanout-core/tests/contract/dlq.rs`).
 
-use aws_sdk_sqs::Client;
+mod memory;
+mod sqs;
+
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
+
+pub use memory::InMemoryQueue;
+pub use sqs::SqsQueue;
+
+use crate::port::PortFuture;
 
 /// Who sent a record: the stream (through the event source mapping), or an operator's tool.
 ///
@@ -77,23 +90,47 @@ pub struct ParkError {
     pub message: String,
 }
 
-/// The consumer's own SQS queue for parked records (`DLQ_URL`).
+/// Where parked records go: one message per record, sent whole. Only an `Ok` means the
+/// queue holds it.
+///
+/// ```
+/// use std::sync::Arc;
+/// use fanout_core::dlq::{DeadLetterQueue, InMemoryQueue};
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let queue = Arc::new(InMemoryQueue::default());
+/// let dlq = DeadLetterQueue::with_queue(queue.clone());
+/// let record = serde_json::json!({"eventID": "e-1"});
+/// dlq.park("welcome-email", "e-1", &record, "NewImage: missing field `email`").await.unwrap();
+/// assert_eq!(queue.parked()[0].record, record);
+/// # });
+/// ```
+pub trait ParkingQueue: Send + Sync + std::fmt::Debug {
+    /// Where the messages go, for messages (the queue's URL).
+    fn name(&self) -> &str;
+
+    /// Sends one message; `Err` carries why it was not taken.
+    fn send(&self, body: String) -> PortFuture<'_, Result<(), String>>;
+}
+
+/// The consumer's own queue for parked records (`DLQ_URL`).
 #[derive(Debug, Clone)]
 pub struct DeadLetterQueue {
-    client: Client,
-    queue_url: String,
+    queue: Arc<dyn ParkingQueue>,
 }
 
 impl DeadLetterQueue {
-    pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
-        DeadLetterQueue {
-            client,
-            queue_url: queue_url.into(),
-        }
+    /// The SQS queue at `queue_url` (the deployed DLQ).
+    pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
+        Self::with_queue(Arc::new(SqsQueue::new(client, queue_url)))
+    }
+
+    /// Parked records go to `queue`, such as an [`InMemoryQueue`].
+    pub fn with_queue(queue: Arc<dyn ParkingQueue>) -> Self {
+        DeadLetterQueue { queue }
     }
 
     pub fn queue_url(&self) -> &str {
-        &self.queue_url
+        self.queue.name()
     }
 
     /// Sends the record and its error to the queue. Only when this returns `Ok` may the record
@@ -107,7 +144,7 @@ impl DeadLetterQueue {
     ) -> Result<(), ParkError> {
         let fail = |message: String| ParkError {
             event_id: event_id.to_owned(),
-            queue_url: self.queue_url.clone(),
+            queue_url: self.queue.name().to_owned(),
             message,
         };
         let parked = ParkedRecord {
@@ -117,13 +154,6 @@ impl DeadLetterQueue {
             record: record.clone(),
         };
         let body = serde_json::to_string(&parked).map_err(|e| fail(e.to_string()))?;
-        self.client
-            .send_message()
-            .queue_url(&self.queue_url)
-            .message_body(body)
-            .send()
-            .await
-            .map_err(|e| fail(crate::failure::error_chain(&e)))?;
-        Ok(())
+        self.queue.send(body).await.map_err(fail)
     }
 }

@@ -19,23 +19,24 @@
 //! effect but before `complete` lands, or a `complete` that fails through all its retries,
 //! repeats the effect once, after the lease; `complete` is one network call, retried within
 //! the invocation's remaining time.
+//!
+//! Where the entries live is a port, [`LedgerStore`]: [`DynamoDbLedger`] (the table, as
+//! deployed) or [`InMemoryLedger`] (hermetic tests, local tools). Both keep one contract,
+//! tested against each (`crates/fanout-core/tests/contract/ledger.rs`); the protocol around
+//! them (waiting for a holder, completing within the record's time) is [`Ledger`]'s.
 
-use std::collections::HashMap;
+mod dynamodb;
+mod memory;
+
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
-use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+pub use dynamodb::DynamoDbLedger;
+pub use memory::InMemoryLedger;
 
-use crate::failure::error_chain;
 use crate::outcome::{RecordError, RecordOutcome};
-use crate::time::{RESPONSE_MARGIN, TimeBudget, epoch_millis, epoch_secs};
-
-const STATUS_IN_PROGRESS: &str = "IN_PROGRESS";
-const STATUS_COMPLETED: &str = "COMPLETED";
+use crate::port::PortFuture;
+use crate::time::{RESPONSE_MARGIN, TimeBudget, epoch_millis};
 
 /// How often a held claim is tried again while waiting for its holder (one conditional
 /// `PutItem` each).
@@ -159,11 +160,91 @@ impl From<LedgerError> for RecordError {
     }
 }
 
-/// The `EffectLedger` table.
+/// An entry of the ledger as stored: who holds the effect, and until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerEntry {
+    pub status: EntryStatus,
+    /// The owner token of the claim that wrote it.
+    pub owner: String,
+    /// Until when an `InProgress` entry's holder may complete it (millisecond precision).
+    pub lease_until: Option<SystemTime>,
+    /// When the entry stops deduplicating (second precision); TTL removes it some time later.
+    pub expires_at: Option<SystemTime>,
+}
+
+/// Where an effect stands in the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryStatus {
+    /// Claimed; the effect is being made (or its holder died, until the lease lapses).
+    InProgress,
+    /// The effect was made.
+    Completed,
+}
+
+impl EntryStatus {
+    /// The stored `status` value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EntryStatus::InProgress => "IN_PROGRESS",
+            EntryStatus::Completed => "COMPLETED",
+        }
+    }
+}
+
+/// Where the ledger's entries live: the protocol's conditional steps, each one request.
+/// Times come from the [`Ledger`]'s clock, so an adapter never reads one itself.
+///
+/// ```
+/// use std::sync::Arc;
+/// use fanout_core::ledger::{InMemoryLedger, Ledger};
+/// use fanout_core::{ClaimOutcome, EffectKey, Lease};
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let ledger = Ledger::with_store(Arc::new(InMemoryLedger::default()));
+/// let key = EffectKey::new("welcome-email", &["u-1", "pro"]);
+/// let lease = Lease::until(std::time::SystemTime::now() + std::time::Duration::from_secs(60));
+/// let ClaimOutcome::Claimed(claim) = ledger.claim(&key, lease).await.unwrap() else { panic!() };
+/// ledger.complete(&claim).await.unwrap();
+/// assert_eq!(ledger.claim(&key, lease).await.unwrap(), ClaimOutcome::AlreadyDone);
+/// # });
+/// ```
+pub trait LedgerStore: Send + Sync + std::fmt::Debug {
+    /// Where the entries are, for messages (the table's name).
+    fn name(&self) -> &str;
+
+    /// Writes `claim` as an `IN_PROGRESS` entry expiring at `expires_at`, unless the key holds
+    /// an entry that at `now` is unexpired and either `COMPLETED` ([`ClaimOutcome::AlreadyDone`])
+    /// or `IN_PROGRESS` under a live lease ([`ClaimOutcome::HeldByAnother`]). Replacing an
+    /// `IN_PROGRESS` entry whose lease lapsed is a takeover: the claim returned names the
+    /// previous owner. An entry already holding `claim`'s owner token (a resent write) is ours.
+    fn claim<'a>(
+        &'a self,
+        claim: &'a LedgerClaim,
+        now: SystemTime,
+        expires_at: SystemTime,
+    ) -> PortFuture<'a, Result<ClaimOutcome, LedgerError>>;
+
+    /// Marks the entry `COMPLETED` at `now` if `claim`'s owner still holds it `IN_PROGRESS`;
+    /// already `COMPLETED` by that owner is success; any other state is [`LedgerError::Fenced`].
+    fn complete<'a>(
+        &'a self,
+        claim: &'a LedgerClaim,
+        now: SystemTime,
+    ) -> PortFuture<'a, Result<(), LedgerError>>;
+
+    /// Deletes the entry if `claim`'s owner holds it; otherwise [`LedgerError::Fenced`].
+    fn release<'a>(&'a self, claim: &'a LedgerClaim) -> PortFuture<'a, Result<(), LedgerError>>;
+
+    /// The entry of `key`, as stored (expired or not), read consistently.
+    fn entry<'a>(
+        &'a self,
+        key: &'a EffectKey,
+    ) -> PortFuture<'a, Result<Option<LedgerEntry>, LedgerError>>;
+}
+
+/// The ledger: the protocol over a [`LedgerStore`].
 #[derive(Debug, Clone)]
 pub struct Ledger {
-    client: Client,
-    table: String,
+    store: Arc<dyn LedgerStore>,
     retention: Duration,
     clock: Arc<dyn Clock>,
 }
@@ -173,10 +254,15 @@ pub struct Ledger {
 pub const DEFAULT_LEDGER_RETENTION: Duration = Duration::from_secs(48 * 3600);
 
 impl Ledger {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
+    /// The ledger in DynamoDB table `table` (the deployed `EffectLedger`).
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        Self::with_store(Arc::new(DynamoDbLedger::new(client, table)))
+    }
+
+    /// The ledger in `store`, such as an [`InMemoryLedger`].
+    pub fn with_store(store: Arc<dyn LedgerStore>) -> Self {
         Ledger {
-            client,
-            table: table.into(),
+            store,
             retention: DEFAULT_LEDGER_RETENTION,
             clock: Arc::new(SystemClock),
         }
@@ -193,167 +279,79 @@ impl Ledger {
         self
     }
 
+    /// Where the entries are (the table's name).
     pub fn table(&self) -> &str {
-        &self.table
+        self.store.name()
     }
 
-    /// Claims `key` for this invocation with one conditional `PutItem`.
+    /// Claims `key` for this invocation: one conditional write.
     pub async fn claim(&self, key: &EffectKey, lease: Lease) -> Result<ClaimOutcome, LedgerError> {
         let now = self.clock.now();
-        let owner = uuid::Uuid::new_v4().to_string();
-        let item = HashMap::from([
-            ("pk".to_owned(), AttributeValue::S(key.0.clone())),
-            ("status".to_owned(), s(STATUS_IN_PROGRESS)),
-            ("owner".to_owned(), s(&owner)),
-            ("leaseUntil".to_owned(), n(epoch_millis(lease.until))),
-            (
-                "expiresAt".to_owned(),
-                n(epoch_secs(now + self.retention).into()),
-            ),
-            ("attempts".to_owned(), n(1)),
-        ]);
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression(
-                "attribute_not_exists(pk) OR expiresAt < :nowSecs \
-                 OR (#status = :inProgress AND leaseUntil < :nowMillis)",
-            )
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":nowSecs", n(epoch_secs(now).into()))
-            .expression_attribute_values(":nowMillis", n(epoch_millis(now)))
-            .expression_attribute_values(":inProgress", s(STATUS_IN_PROGRESS))
-            // On success, the replaced item (if any) tells us we took over a lapsed lease.
-            .return_values(ReturnValue::AllOld)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match result {
-            Ok(output) => {
-                let took_over_from = output.attributes().and_then(|old| {
-                    (text(old, "status") == Some(STATUS_IN_PROGRESS))
-                        .then(|| text(old, "owner").unwrap_or_default().to_owned())
-                });
-                if let Some(previous) = &took_over_from {
-                    tracing::warn!(effect_key = %key, previous_owner = %previous,
-                        "took over an abandoned claim whose lease lapsed; the effect may repeat");
-                }
-                Ok(ClaimOutcome::Claimed(LedgerClaim {
-                    key: key.clone(),
-                    owner,
-                    lease,
-                    took_over_from,
-                }))
-            }
-            Err(SdkError::ServiceError(err)) => match err.into_err() {
-                PutItemError::ConditionalCheckFailedException(failed) => {
-                    let old = failed.item.unwrap_or_default();
-                    Ok(match text(&old, "status") {
-                        Some(STATUS_COMPLETED) => ClaimOutcome::AlreadyDone,
-                        // The SDK resent our own PutItem after its response was lost: the
-                        // entry is ours.
-                        Some(STATUS_IN_PROGRESS) if text(&old, "owner") == Some(owner.as_str()) => {
-                            ClaimOutcome::Claimed(LedgerClaim {
-                                key: key.clone(),
-                                owner,
-                                lease,
-                                took_over_from: None,
-                            })
-                        }
-                        _ => ClaimOutcome::HeldByAnother {
-                            lease_until: number(&old, "leaseUntil")
-                                .map(|ms| UNIX_EPOCH + Duration::from_millis(ms)),
-                        },
-                    })
-                }
-                other => Err(request_error("claim", key, &other)),
-            },
-            Err(other) => Err(request_error("claim", key, &other)),
+        let proposal = LedgerClaim {
+            key: key.clone(),
+            owner: uuid::Uuid::new_v4().to_string(),
+            lease,
+            took_over_from: None,
+        };
+        let outcome = self
+            .store
+            .claim(&proposal, now, now + self.retention)
+            .await?;
+        if let ClaimOutcome::Claimed(LedgerClaim {
+            took_over_from: Some(previous),
+            ..
+        }) = &outcome
+        {
+            tracing::warn!(effect_key = %key, previous_owner = %previous,
+                "took over an abandoned claim whose lease lapsed; the effect may repeat");
         }
+        Ok(outcome)
     }
 
     /// Marks the effect done, if the claim is still ours. Idempotent: when an earlier attempt
     /// landed (its response was lost), the entry is already COMPLETED under our owner token and
     /// that is success, not a fenced claim.
     pub async fn complete(&self, claim: &LedgerClaim) -> Result<(), LedgerError> {
-        let now = self.clock.now();
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(claim.key.as_str()))
-            .update_expression("SET #status = :completed, completedAt = :nowSecs REMOVE leaseUntil")
-            .condition_expression("#owner = :owner AND #status = :inProgress")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_names("#owner", "owner")
-            .expression_attribute_values(":completed", s(STATUS_COMPLETED))
-            .expression_attribute_values(":inProgress", s(STATUS_IN_PROGRESS))
-            .expression_attribute_values(":owner", s(&claim.owner))
-            .expression_attribute_values(":nowSecs", n(epoch_secs(now).into()))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match result {
-            Err(SdkError::ServiceError(err)) => match err.into_err() {
-                UpdateItemError::ConditionalCheckFailedException(failed) => {
-                    let old = failed.item.unwrap_or_default();
-                    if text(&old, "owner") == Some(claim.owner.as_str())
-                        && text(&old, "status") == Some(STATUS_COMPLETED)
-                    {
-                        Ok(())
-                    } else {
-                        Err(LedgerError::Fenced {
-                            key: claim.key.to_string(),
-                        })
-                    }
-                }
-                other => Err(request_error("complete", &claim.key, &other)),
-            },
-            Err(other) => Err(request_error("complete", &claim.key, &other)),
-            Ok(_) => Ok(()),
-        }
+        self.store.complete(claim, self.clock.now()).await
     }
 
     /// Gives the claim up after a failed effect, if it is still ours, so a retry can claim it.
     pub async fn release(&self, claim: &LedgerClaim) -> Result<(), LedgerError> {
-        let result = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .key("pk", s(claim.key.as_str()))
-            .condition_expression("#owner = :owner")
-            .expression_attribute_names("#owner", "owner")
-            .expression_attribute_values(":owner", s(&claim.owner))
-            .send()
-            .await;
-        fenced("release", claim, result.map(drop))
+        self.store.release(claim).await
     }
 
     /// Whether the effect of `key` is recorded as made: a `COMPLETED` entry that has not
-    /// expired (one strongly consistent `GetItem`). What `fanout-ops reconcile` checks.
+    /// expired (one consistent read). What `fanout-ops reconcile` checks.
     pub async fn completed(&self, key: &EffectKey) -> Result<bool, LedgerError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(key.as_str()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| request_error("read", key, &e))?;
-        let now = epoch_secs(self.clock.now());
-        Ok(output.item().is_some_and(|item| {
-            text(item, "status") == Some(STATUS_COMPLETED)
-                && number(item, "expiresAt").is_none_or(|expires| expires >= now)
+        let now = self.clock.now();
+        Ok(self.store.entry(key).await?.is_some_and(|entry| {
+            entry.status == EntryStatus::Completed
+                && entry
+                    .expires_at
+                    .is_none_or(|expires| !expired(expires, now))
         }))
+    }
+
+    /// The entry of `key` as stored (expired or not).
+    pub async fn entry(&self, key: &EffectKey) -> Result<Option<LedgerEntry>, LedgerError> {
+        self.store.entry(key).await
     }
 
     /// How long a completed entry keeps deduplicating.
     pub fn retention(&self) -> Duration {
         self.retention
     }
+}
+
+/// Whether an entry expiring at `expires_at` no longer deduplicates at `now`, compared in whole
+/// seconds as stored (`expiresAt`, TTL's unit): expired once its second has passed.
+pub(crate) fn expired(expires_at: SystemTime, now: SystemTime) -> bool {
+    crate::time::epoch_secs(expires_at) < crate::time::epoch_secs(now)
+}
+
+/// Whether a lease ending at `lease_until` has lapsed at `now`, in milliseconds as stored.
+pub(crate) fn lapsed(lease_until: SystemTime, now: SystemTime) -> bool {
+    epoch_millis(lease_until) < epoch_millis(now)
 }
 
 impl Ledger {
@@ -482,61 +480,4 @@ impl Ledger {
             }
         }
     }
-}
-
-/// A fenced write's result: a failed owner condition means the claim is no longer ours.
-fn fenced<E, R>(
-    operation: &'static str,
-    claim: &LedgerClaim,
-    result: Result<(), SdkError<E, R>>,
-) -> Result<(), LedgerError>
-where
-    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    match result {
-        Ok(()) => Ok(()),
-        Err(err) if is_conditional_failure(&err) => Err(LedgerError::Fenced {
-            key: claim.key.to_string(),
-        }),
-        Err(err) => Err(request_error(operation, &claim.key, &err)),
-    }
-}
-
-fn is_conditional_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata, R>(
-    err: &SdkError<E, R>,
-) -> bool {
-    matches!(err, SdkError::ServiceError(service) if service.err().code() == Some("ConditionalCheckFailedException"))
-}
-
-fn request_error(
-    operation: &'static str,
-    key: &EffectKey,
-    err: &dyn std::error::Error,
-) -> LedgerError {
-    LedgerError::Request {
-        operation,
-        key: key.to_string(),
-        message: error_chain(err),
-    }
-}
-
-fn s(value: &str) -> AttributeValue {
-    AttributeValue::S(value.to_owned())
-}
-
-fn n(value: u128) -> AttributeValue {
-    AttributeValue::N(value.to_string())
-}
-
-fn text<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Option<&'a str> {
-    item.get(name)
-        .and_then(|v| v.as_s().ok())
-        .map(String::as_str)
-}
-
-fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Option<u64> {
-    item.get(name)
-        .and_then(|v| v.as_n().ok())
-        .and_then(|v| v.parse().ok())
 }

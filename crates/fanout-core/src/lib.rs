@@ -3,6 +3,7 @@
 //! Modules, bottom to top; each imports only modules above it in this list:
 //!
 //! - [`time`], [`telemetry`]: time formatting; JSON logs and the EMF line writer (leaves).
+//! - [`port`]: what the ports at core's I/O boundaries answer with (a leaf).
 //! - [`change`]: typed decoding of stream records into [`Change`]s, and field diffs.
 //! - [`source`]: either source's records (DynamoDB Streams, Kinesis) read into one record type.
 //! - [`domain`]: the [`User`] row, [`Plan`]s and [`PlanChange`]s.
@@ -30,6 +31,7 @@ pub mod failure;
 pub mod lambda;
 pub mod ledger;
 pub mod outcome;
+pub mod port;
 pub mod reconcile;
 pub mod source;
 pub mod telemetry;

@@ -1,4 +1,8 @@
-//! Batch processing against the local stack (SQS in ministack for parked records).
+//! The batch engine's invariants, without a server: per-key order, a failure stopping only
+//! its key, the partial batch response, the record budget, panic isolation, parking once,
+//! Kinesis order and duplicates, foreign tables. Every case goes through `run_value`, the
+//! path `process` (production) takes, over the in-memory ledger and queue (whose adapters
+//! for AWS keep the same contract: `tests/adapters.rs`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -9,12 +13,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::dynamodb::{Event, EventRecord};
+use fanout_core::dlq::InMemoryQueue;
+use fanout_core::ledger::InMemoryLedger;
 use fanout_core::{
     BatchError, BatchProcessor, Change, DeadLetterQueue, HandlerFn, Lease, Ledger, ParkedRecord,
     RecordError, RecordInput, RecordOutcome, RecordResult, User,
 };
-use fanout_testkit::resources::{create_ledger_table, create_queue};
-use fanout_testkit::{fixture_text, local_sdk_config, unique_name};
+use fanout_testkit::fixture_text;
 use serde_json::json;
 
 /// The table the processor under test reads, and its stream's ARN as Lambda delivers it.
@@ -46,10 +51,9 @@ fn record(seq: u64, user: &str, version: u64) -> EventRecord {
     .unwrap()
 }
 
-fn event(records: Vec<EventRecord>) -> Event {
-    let mut event = Event::default();
-    event.records = records;
-    event
+/// The invocation's event as Lambda sends it: JSON, read by the production path.
+fn event(records: Vec<EventRecord>) -> serde_json::Value {
+    json!({ "Records": records })
 }
 
 fn seq(record: &EventRecord) -> String {
@@ -60,24 +64,17 @@ fn deadline() -> SystemTime {
     SystemTime::now() + Duration::from_secs(60)
 }
 
+/// The engine over in-memory ports: what it parks, and its ledger.
 struct Setup {
-    sqs: aws_sdk_sqs::Client,
-    queue_url: String,
+    queue: Arc<InMemoryQueue>,
     ledger: Ledger,
 }
 
 impl Setup {
     async fn new() -> Self {
-        let sdk = local_sdk_config().await;
-        let sqs = aws_sdk_sqs::Client::new(&sdk);
-        let queue_url = create_queue(&sqs, &unique_name("dlq")).await.unwrap();
-        let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
-        let table = unique_name("EffectLedger");
-        create_ledger_table(&dynamodb, &table).await.unwrap();
         Setup {
-            sqs,
-            queue_url,
-            ledger: Ledger::new(dynamodb, table),
+            queue: Arc::new(InMemoryQueue::default()),
+            ledger: Ledger::with_store(Arc::new(InMemoryLedger::default())),
         }
     }
 
@@ -85,31 +82,13 @@ impl Setup {
         BatchProcessor::new(
             "test-consumer",
             USERS,
-            DeadLetterQueue::new(self.sqs.clone(), &self.queue_url),
+            DeadLetterQueue::with_queue(self.queue.clone()),
             self.ledger.clone(),
         )
     }
 
     async fn parked(&self) -> Vec<ParkedRecord> {
-        let mut parked = Vec::new();
-        loop {
-            let out = self
-                .sqs
-                .receive_message()
-                .queue_url(&self.queue_url)
-                .max_number_of_messages(10)
-                .wait_time_seconds(1)
-                .send()
-                .await
-                .unwrap();
-            let messages = out.messages.unwrap_or_default();
-            if messages.is_empty() {
-                return parked;
-            }
-            for message in messages {
-                parked.push(serde_json::from_str(message.body().unwrap()).unwrap());
-            }
-        }
+        self.queue.parked()
     }
 }
 
@@ -135,7 +114,7 @@ async fn poison_record_is_parked_with_full_record_and_does_not_block_later_recor
     ];
     let report = setup
         .processor()
-        .run(event(records), deadline(), Arc::new(HandlerFn(decode_user)))
+        .run_value(event(records), deadline(), Arc::new(HandlerFn(decode_user)))
         .await
         .unwrap();
 
@@ -194,7 +173,7 @@ async fn retryable_failure_stops_its_key_only_and_reports_the_right_sequence_num
     };
     let report = setup
         .processor()
-        .run(event(records), deadline(), Arc::new(handler))
+        .run_value(event(records), deadline(), Arc::new(handler))
         .await
         .unwrap();
 
@@ -260,7 +239,7 @@ async fn records_of_one_key_run_in_stream_order_while_keys_run_concurrently() {
         .processor()
         .with_max_concurrency(NonZeroUsize::new(3).unwrap());
     let report = processor
-        .run(event(records), deadline(), Arc::new(handler))
+        .run_value(event(records), deadline(), Arc::new(handler))
         .await
         .unwrap();
     assert!(report.response.batch_item_failures.is_empty());
@@ -291,7 +270,7 @@ async fn panic_fails_only_its_record() {
     });
     let report = setup
         .processor()
-        .run(event(records), deadline(), Arc::new(handler))
+        .run_value(event(records), deadline(), Arc::new(handler))
         .await
         .unwrap();
     assert!(
@@ -327,7 +306,7 @@ async fn success_is_an_empty_list_and_duplicates_are_counted() {
     });
     let response = setup
         .processor()
-        .run(
+        .run_value(
             event(vec![record(1, "u-a", 1), record(2, "u-b", 1)]),
             deadline(),
             Arc::new(handler),
@@ -355,7 +334,7 @@ async fn failed_record_without_sequence_number_fails_the_batch_instead_of_an_emp
     let handler = HandlerFn(|_: RecordInput| async { Err(RecordError::retryable("down")) });
     let err = setup
         .processor()
-        .run(event(vec![broken]), deadline(), Arc::new(handler))
+        .run_value(event(vec![broken]), deadline(), Arc::new(handler))
         .await
         .unwrap_err();
     assert!(matches!(err, BatchError::Unreportable { .. }));
@@ -364,18 +343,13 @@ async fn failed_record_without_sequence_number_fails_the_batch_instead_of_an_emp
 #[tokio::test]
 async fn permanent_failure_that_cannot_be_parked_is_retried_not_dropped() {
     let setup = Setup::new().await;
-    let missing_queue = format!("{}-missing", setup.queue_url);
-    let processor = BatchProcessor::new(
-        "test-consumer",
-        USERS,
-        DeadLetterQueue::new(setup.sqs.clone(), missing_queue),
-        setup.ledger.clone(),
-    );
+    setup.queue.refuse(true);
+    let processor = setup.processor();
     let records = vec![record(1, "u-a", 1)];
     let expected = seq(&records[0]);
     let handler = HandlerFn(|_: RecordInput| async { Err(RecordError::permanent("bad mapping")) });
     let report = processor
-        .run(event(records), deadline(), Arc::new(handler))
+        .run_value(event(records), deadline(), Arc::new(handler))
         .await
         .unwrap();
     assert!(
@@ -406,7 +380,7 @@ async fn lease_is_derived_from_the_invocation_deadline() {
     };
     setup
         .processor()
-        .run(
+        .run_value(
             event(vec![record(1, "u-a", 1)]),
             deadline,
             Arc::new(handler),
@@ -426,7 +400,7 @@ async fn a_poison_record_delivered_twice_is_parked_once() {
     for _ in 0..2 {
         let report = setup
             .processor()
-            .run(
+            .run_value(
                 event(vec![record(7, "u-poison", 1)]),
                 deadline(),
                 Arc::clone(&handler),
@@ -468,7 +442,7 @@ async fn no_record_starts_once_the_time_left_is_below_its_budget() {
     let report = setup
         .processor()
         .with_record_budget(Duration::from_secs(1))
-        .run(
+        .run_value(
             event(records),
             SystemTime::now() + Duration::from_secs(3),
             Arc::new(handler),
@@ -497,7 +471,7 @@ async fn work_that_would_outlive_the_deadline_is_cut_off_and_the_invocation_stil
     let report = setup
         .processor()
         .with_record_budget(Duration::from_millis(100))
-        .run(
+        .run_value(
             event(vec![record(1, "u-slow", 1)]),
             SystemTime::now() + Duration::from_secs(2),
             Arc::new(handler),
@@ -770,7 +744,7 @@ async fn a_budget_larger_than_the_invocation_is_one_error_and_nothing_is_acted_o
         ];
         let all: Vec<String> = records.iter().map(seq).collect();
         let report = processor
-            .run(
+            .run_value(
                 event(records),
                 SystemTime::now() + Duration::from_secs(10),
                 Arc::new(handler.clone()),
