@@ -99,16 +99,32 @@ export class ConsumerStack extends cdk.Stack {
     return environment;
   }
 
-  /** The consumer's own permissions, exact resources only. */
+  /**
+   * The consumer's own permissions, exact resources only: its ledger entries, and (a consumer
+   * whose effects the ledger records) reading them for `fanout-ops reconcile`'s check, which
+   * runs in the function.
+   */
   protected statements(settings: ConsumerSettings): iam.PolicyStatement[] {
-    return [this.ledgerStatement(settings)];
+    const statements = [this.ledgerStatement(settings)];
+    if (settings.ledgerEffects) {
+      statements.push(
+        new iam.PolicyStatement({
+          sid: 'ReadOwnLedgerEntriesForReconcile',
+          actions: ['dynamodb:GetItem'],
+          resources: [this.tableArn(this.parameter('ledgerTableName'))],
+          conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`${settings.ledgerKeyPrefix}#*`] } },
+        }),
+      );
+    }
+    return statements;
   }
 
   /**
    * What fanout-ops may do to this consumer (`crates/fanout-ops/iam-actions.json`): find it in
    * its stack's outputs, read and settle its DLQ (decrypting with its key), invoke its
-   * function and read its configuration, and redrive its on-failure bucket. A consumer with a
-   * target of its own adds what its preflight and reconcile check read there.
+   * function (records to redrive or repair, and reconcile's check, which reads the consumer's
+   * record under the function's own role), and redrive its on-failure bucket. A consumer with
+   * a target of its own adds what its preflight reads there.
    */
   protected operatorStatements(settings: ConsumerSettings): iam.PolicyStatement[] {
     const { consumer } = this;
@@ -126,7 +142,7 @@ export class ConsumerStack extends cdk.Stack {
       new iam.PolicyStatement({ sid: 'DlqMessagesDecrypted', actions: ['kms:Decrypt'], resources: [consumer.dlqKey.keyArn] }),
       new iam.PolicyStatement({
         sid: 'RecordsThroughItsOwnFunction',
-        actions: ['lambda:InvokeFunction', 'lambda:GetFunctionConfiguration'],
+        actions: ['lambda:InvokeFunction'],
         resources: [consumer.function.functionArn],
       }),
     ];

@@ -160,7 +160,7 @@ export class TablesStack extends cdk.Stack {
     this.operator = this.createOperatorPolicy();
   }
 
-  /** fanout-ops on the tables: their parameters, Users' items and streams, the effect records. */
+  /** fanout-ops on the tables: their parameters, Users' items and streams. */
   private createOperatorPolicy(): OperatorPolicy {
     const qualifier = this.node.tryGetContext('@aws-cdk/core:bootstrapQualifier') ?? 'hnb659fds';
     const statements = [
@@ -183,8 +183,6 @@ export class TablesStack extends cdk.Stack {
         actions: ['dynamodb:GetShardIterator', 'dynamodb:GetRecords'],
         resources: [this.users.tableStreamArn ?? this.users.tableArn],
       }),
-      new iam.PolicyStatement({ sid: 'LedgerEntriesRead', actions: ['dynamodb:GetItem'], resources: [this.ledger.tableArn] }),
-      new iam.PolicyStatement({ sid: 'AuditRowsRead', actions: ['dynamodb:Query'], resources: [this.audit.tableArn] }),
       ...(this.usersChanges
         ? [
             new iam.PolicyStatement({

@@ -322,6 +322,21 @@ for (const name of NAMES) {
 
 describe('ledger access', () => {
   for (const name of NAMES) {
+    const reads = settings[name].ledgerEffects;
+    it(`${name} ${reads ? 'reads its own ledger entries for reconcile\'s check' : 'reads no ledger entry'}`, () => {
+      const statements = Object.values(templates[name].findResources('AWS::IAM::Policy')).flatMap(
+        (p) => (p as { Properties: { PolicyDocument: { Statement: { Sid?: string; Action: string | string[]; Condition?: unknown }[] } } }).Properties.PolicyDocument.Statement,
+      );
+      const getItem = statements.filter((s) => [s.Action].flat().includes('dynamodb:GetItem'));
+      if (reads) {
+        assert.deepStrictEqual(
+          getItem.map((s) => [s.Sid, s.Condition]),
+          [['ReadOwnLedgerEntriesForReconcile', { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`${settings[name].ledgerKeyPrefix}#*`] } }]],
+        );
+      } else {
+        assert.deepStrictEqual(getItem, []);
+      }
+    });
     const keys = settings[name].ledgerEffects ? `${settings[name].ledgerKeyPrefix}#*` : `${settings[name].ledgerKeyPrefix}#parked#*`;
     it(`${name} may write only its own ledger keys (${keys})`, () => {
       templates[name].hasResourceProperties('AWS::IAM::Policy', {
@@ -344,6 +359,7 @@ describe('consumer targets', () => {
     ['WelcomeEmail', 'welcome-email sends from its own SES identity only', 'SendFromOwnIdentityOnly', 'ses:SendEmail'],
     ['CrmSync', 'crm-sync puts events on the CRM bus only', 'PutEventsOnCrmBusOnly', 'events:PutEvents'],
     ['AuditLog', 'audit-log only appends rows', 'AppendAuditRowsOnly', 'dynamodb:PutItem'],
+    ['AuditLog', 'audit-log queries its rows for reconcile\'s check', 'QueryAuditRowsForReconcile', 'dynamodb:Query'],
     ['SearchWarm', 'search-warm reads and writes user documents only', 'WriteUserDocumentsOnly', ['es:ESHttpGet', 'es:ESHttpPut', 'es:ESHttpDelete']],
   ];
   for (const [name, what, sid, action] of targets.filter(([n]) => NAMES.includes(n))) {

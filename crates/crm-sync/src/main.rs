@@ -1,6 +1,7 @@
-//! Lambda entry point: configuration and clients once at cold start, then serve batches.
+//! Lambda entry point: configuration and clients once at cold start, then serve batches (and
+//! `fanout-ops reconcile`'s checks).
 
-use crm_sync::{CONSUMER, CrmSync, CrmSyncConfig};
+use crm_sync::{CONSUMER, CrmCheck, CrmSync, CrmSyncConfig};
 use fanout_core::{Env, lambda, telemetry};
 
 #[global_allocator]
@@ -14,5 +15,6 @@ async fn main() -> Result<(), lambda::Error> {
         .map_err(|err| lambda::cold_start_failure(CONSUMER, err))?;
     let aws = lambda::aws_config().await;
     let (processor, handler) = CrmSync::from_config(&aws, &config);
-    lambda::serve(processor, handler).await
+    let check = CrmCheck::from_config(&aws, &config);
+    lambda::serve(processor, handler, check).await
 }

@@ -214,6 +214,11 @@ impl BatchProcessor {
         self
     }
 
+    /// Keys processed at once within a batch (and users checked at once by a reconcile check).
+    pub fn max_concurrency(&self) -> NonZeroUsize {
+        self.max_concurrency
+    }
+
     /// What one record's work may take at most: no record starts with less time left.
     pub fn with_record_budget(mut self, budget: Duration) -> Self {
         self.record_budget = budget;

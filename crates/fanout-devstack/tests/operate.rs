@@ -790,6 +790,8 @@ async fn bad_input_is_named_and_deletes_nothing() {
         (1, vec!["unrecognised".to_owned()])
     );
 
+    // An item to judge: its check is asked of the function, which cannot be reached.
+    stage.put("ula", "pro", 1).await;
     let (code, _, stderr) = stage.ops_with(
         &[
             "reconcile",
@@ -800,11 +802,13 @@ async fn bad_input_is_named_and_deletes_nothing() {
             stage.dlq("audit-log"),
             "--users-table",
             &stage.local.users_table,
+            "--settle-seconds",
+            "0",
         ],
         &[("AWS_ENDPOINT_URL_LAMBDA", "http://127.0.0.1:9")],
     );
-    assert_eq!(code, 2);
-    assert!(stderr.contains("GetFunctionConfiguration"), "{stderr}");
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("Lambda Invoke audit-log"), "{stderr}");
     let (code, _, stderr) = stage.ops_with(
         &[
             "redrive",

@@ -17,12 +17,6 @@ pub enum OpsError {
     /// An AWS call failed before the command could do its work.
     #[error("{operation}: {message}")]
     Aws { operation: String, message: String },
-    #[error(
-        "{consumer} has no reconcile check: implement fanout_core::EffectCheck in its crate and name it in crates/fanout-ops/src/reconcile.rs"
-    )]
-    NoCheck { consumer: String },
-    #[error("configuring {consumer}'s check from its function's environment: {message}")]
-    CheckConfig { consumer: String, message: String },
     /// No credentials anywhere the SDK looks: said once, before any call.
     #[error(
         "no AWS credentials: looked in the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), the profile {profile} of the shared config and credentials files (SSO and credential_process included), a web identity token (AWS_WEB_IDENTITY_TOKEN_FILE), and the container and instance metadata; provide them with AWS_PROFILE=<profile> (after `aws sso login --profile <profile>` for SSO) or by exporting AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY ({cause})"

@@ -1,7 +1,10 @@
 //! Sending records to a consumer's deployed function: the Lambda Invoke API, synchronously,
-//! `{"Records": [...]}`, read as the event source mapping reads the answer.
+//! `{"Records": [...]}`, read as the event source mapping reads the answer; and asking it for
+//! its reconcile check (`fanout_core::reconcile::CheckRequest`).
 
 use aws_smithy_types::Blob;
+use fanout_core::User;
+use fanout_core::reconcile::{CheckAnswer, CheckRequest};
 use serde_json::{Value, json};
 
 use crate::error::OpsError;
@@ -53,11 +56,29 @@ impl Function {
 
     /// Invokes the function with `records` and reads its partial batch response.
     pub async fn invoke(&self, records: &[Value]) -> Result<InvokeAnswer, OpsError> {
-        let payload =
-            serde_json::to_vec(&json!({ "Records": records })).map_err(|e| OpsError::Aws {
-                operation: format!("Lambda Invoke {}", self.name),
-                message: format!("serializing the event: {e}"),
-            })?;
+        Ok(match self.call(&json!({ "Records": records })).await? {
+            Ok(body) => read_answer(&body),
+            Err(message) => InvokeAnswer::FunctionError(message),
+        })
+    }
+
+    /// Asks the function for its reconcile check of `users` (run there, with its configuration
+    /// and permissions). `Err` inside: the function failed, with its message.
+    pub async fn check(&self, users: Vec<User>) -> Result<Result<CheckAnswer, String>, OpsError> {
+        Ok(match self.call(&CheckRequest { users }.to_payload()).await? {
+            Ok(body) => serde_json::from_value(body)
+                .map_err(|e| format!("its answer is not a check answer ({e}): is it a fanout consumer of this version?")),
+            Err(message) => Err(message),
+        })
+    }
+
+    /// One synchronous invocation: the answer's JSON, or the function's error.
+    async fn call(&self, payload: &Value) -> Result<Result<Value, String>, OpsError> {
+        let operation = || format!("Lambda Invoke {}", self.name);
+        let payload = serde_json::to_vec(payload).map_err(|e| OpsError::Aws {
+            operation: operation(),
+            message: format!("serializing the event: {e}"),
+        })?;
         let output = self
             .client
             .invoke()
@@ -65,37 +86,18 @@ impl Function {
             .payload(Blob::new(payload))
             .send()
             .await
-            .map_err(OpsError::aws(format!("Lambda Invoke {}", self.name)))?;
+            .map_err(OpsError::aws(operation()))?;
         let body: Value = output
             .payload()
             .and_then(|p| serde_json::from_slice(p.as_ref()).ok())
             .unwrap_or(Value::Null);
-        if let Some(kind) = output.function_error() {
-            return Ok(InvokeAnswer::FunctionError(format!(
+        Ok(match output.function_error() {
+            Some(kind) => Err(format!(
                 "{kind}: {}",
                 body["errorMessage"].as_str().unwrap_or("no message")
-            )));
-        }
-        Ok(read_answer(&body))
-    }
-
-    /// The function's environment variables (what its configuration reads at cold start).
-    pub async fn environment(&self) -> Result<Vec<(String, String)>, OpsError> {
-        let output = self
-            .client
-            .get_function_configuration()
-            .function_name(&self.name)
-            .send()
-            .await
-            .map_err(OpsError::aws(format!(
-                "Lambda GetFunctionConfiguration {}",
-                self.name
-            )))?;
-        Ok(output
-            .environment()
-            .and_then(|e| e.variables())
-            .map(|v| v.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-            .unwrap_or_default())
+            )),
+            None => Ok(body),
+        })
     }
 }
 

@@ -1,11 +1,14 @@
 //! `fanout-ops reconcile <consumer> [--repair]`: find the effects that were never made.
 //!
-//! A parallel `Scan` of `Users` (segments, a bounded rate) asks the consumer's own
-//! [`EffectCheck`] (in its crate, configured from its deployed function's environment) about
-//! each item's current image. Drift is an item whose effect is missing or behind. `--repair`
-//! sends each drifting item through the consumer's function as an `INSERT` record of its
-//! current image, `eventSource` naming the reconciler, so the ledger (or the target) keeps
-//! the repair exactly-once; then checks it again.
+//! A parallel `Scan` of `Users` (segments, a bounded rate) asks the consumer's own check
+//! (`fanout_core::EffectCheck`, in its crate) about each item's current image. The check runs
+//! inside the consumer's deployed function, a page of users per invocation
+//! (`fanout_core::reconcile::CheckRequest`): the function has its configuration and the
+//! permissions to read its own record, and this tool holds no consumer's code. Drift is an
+//! item whose effect is missing or behind. `--repair` sends each drifting item through the
+//! consumer's function as an `INSERT` record of its current image, `eventSource` naming the
+//! reconciler, so the ledger (or the target) keeps the repair exactly-once; then checks it
+//! again.
 //!
 //! Items written within the settle time are not judged: their records may still be on their
 //! way through the stream. Items written before the ledger's retention are not judged either
@@ -15,75 +18,20 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use audit_log::{AuditCheck, AuditLogConfig};
 use aws_sdk_dynamodb::types::AttributeValue;
-use crm_sync::{CrmCheck, CrmSyncConfig};
-use fanout_core::reconcile::written_within;
-use fanout_core::{EffectCheck, EffectState, Env, RecordError, RecordOrigin, User};
-use search_warm::{SearchCheck, SearchWarmConfig};
+use fanout_core::reconcile::{CheckedItem, written_within};
+use fanout_core::{EffectState, RecordOrigin, User};
 use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
-use welcome_email::{WelcomeCheck, WelcomeEmailConfig};
 
 use crate::deployed::Deployed;
 use crate::error::OpsError;
 use crate::invoke::{Function, InvokeAnswer};
 use crate::progress::Progress;
 
-/// Each consumer's check. A new consumer with a durable effect record adds its line here.
-#[derive(Debug)]
-pub enum ConsumerCheck {
-    WelcomeEmail(WelcomeCheck),
-    CrmSync(CrmCheck),
-    SearchWarm(SearchCheck),
-    AuditLog(AuditCheck),
-}
-
-impl ConsumerCheck {
-    /// The check of `consumer`, configured from its function's environment `env`.
-    pub fn new(consumer: &str, aws: &aws_config::SdkConfig, env: &Env) -> Result<Self, OpsError> {
-        let config_error = |message: String| OpsError::CheckConfig {
-            consumer: consumer.to_owned(),
-            message,
-        };
-        Ok(match consumer {
-            welcome_email::CONSUMER => ConsumerCheck::WelcomeEmail(WelcomeCheck::from_config(
-                aws,
-                &WelcomeEmailConfig::from_env(env).map_err(|e| config_error(e.to_string()))?,
-            )),
-            crm_sync::CONSUMER => ConsumerCheck::CrmSync(CrmCheck::from_config(
-                aws,
-                &CrmSyncConfig::from_env(env).map_err(|e| config_error(e.to_string()))?,
-            )),
-            search_warm::CONSUMER => ConsumerCheck::SearchWarm(
-                SearchCheck::from_config(
-                    aws,
-                    &SearchWarmConfig::from_env(env).map_err(|e| config_error(e.to_string()))?,
-                )
-                .map_err(|e| config_error(e.to_string()))?,
-            ),
-            audit_log::CONSUMER => ConsumerCheck::AuditLog(AuditCheck::from_config(
-                aws,
-                &AuditLogConfig::from_env(env).map_err(|e| config_error(e.to_string()))?,
-            )),
-            other => {
-                return Err(OpsError::NoCheck {
-                    consumer: other.to_owned(),
-                });
-            }
-        })
-    }
-
-    async fn check(&self, user: &User) -> Result<EffectState, RecordError> {
-        match self {
-            ConsumerCheck::WelcomeEmail(c) => c.check(user).await,
-            ConsumerCheck::CrmSync(c) => c.check(user).await,
-            ConsumerCheck::SearchWarm(c) => c.check(user).await,
-            ConsumerCheck::AuditLog(c) => c.check(user).await,
-        }
-    }
-}
+/// Users per check invocation, and items per Scan page.
+const CHECK_PAGE: usize = 100;
 
 /// How reconcile runs.
 #[derive(Debug, Clone)]
@@ -250,8 +198,6 @@ pub async fn reconcile(
 ) -> Result<ReconcileReport, OpsError> {
     let started = Instant::now();
     let function = Function::new(aws, &deployed.function_name);
-    let env = Env::from_pairs(function.environment().await?);
-    let check = Arc::new(ConsumerCheck::new(&deployed.consumer, aws, &env)?);
     let dynamodb = aws_sdk_dynamodb::Client::new(aws);
     let table = UsersTable::describe(&dynamodb, &options.users_table).await?;
     let keys = table.keys;
@@ -264,16 +210,16 @@ pub async fn reconcile(
         .then(|| Duration::from_secs_f64(f64::from(segments) / f64::from(options.rate)));
     let mut tasks = tokio::task::JoinSet::new();
     for segment in 0..segments {
-        let (dynamodb, check, tally, progress) = (
+        let (dynamodb, function, tally, progress) = (
             dynamodb.clone(),
-            Arc::clone(&check),
+            function.clone(),
             Arc::clone(&tally),
             progress.clone(),
         );
         let (table, settle) = (options.users_table.clone(), options.settle);
         tasks.spawn(async move {
             scan_segment(
-                &dynamodb, &table, segment, segments, pause, settle, &check, &tally, &progress,
+                &dynamodb, &table, segment, segments, pause, settle, &function, &tally, &progress,
             )
             .await
         });
@@ -305,7 +251,6 @@ pub async fn reconcile(
         report.repair = Some(
             repair(
                 &function,
-                &check,
                 deployed,
                 &keys,
                 &found,
@@ -327,7 +272,7 @@ async fn scan_segment(
     segments: u32,
     pause: Option<Duration>,
     settle: Duration,
-    check: &ConsumerCheck,
+    function: &Function,
     tally: &Mutex<Tally>,
     progress: &Progress,
 ) -> Result<(), OpsError> {
@@ -336,79 +281,125 @@ async fn scan_segment(
         .table_name(table)
         .segment(i32::try_from(segment).unwrap_or(0))
         .total_segments(i32::try_from(segments).unwrap_or(1))
-        .limit(100)
+        .limit(i32::try_from(CHECK_PAGE).unwrap_or(100))
         .into_paginator()
         .send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(OpsError::aws(format!(
             "DynamoDB Scan {table} segment {segment}"
         )))?;
-        for item in page.items() {
-            if let Some(pause) = pause {
-                tokio::time::sleep(pause).await;
-            }
-            judge(item, settle, check, tally).await;
+        let items = page.items();
+        if let Some(pause) = pause {
+            tokio::time::sleep(pause * u32::try_from(items.len()).unwrap_or(u32::MAX)).await;
+        }
+        judge_page(items, settle, function, tally).await?;
+        for _ in items {
             progress.inc();
         }
     }
     Ok(())
 }
 
-async fn judge(
-    item: &HashMap<String, AttributeValue>,
+/// Judges one page of items: unreadable and in-flight ones here, the rest by one check
+/// invocation of the consumer's function.
+async fn judge_page(
+    items: &[HashMap<String, AttributeValue>],
     settle: Duration,
-    check: &ConsumerCheck,
+    function: &Function,
     tally: &Mutex<Tally>,
-) {
-    let user: Result<User, _> = serde_dynamo::from_item(item.clone());
-    let Ok(user) = user else {
-        let id = item
-            .get("userId")
-            .and_then(|v| v.as_s().ok())
-            .cloned()
-            .unwrap_or_else(|| "<no userId>".to_owned());
+) -> Result<(), OpsError> {
+    let mut due: Vec<(User, &HashMap<String, AttributeValue>)> = Vec::new();
+    {
         let mut tally = tally.lock().await;
-        tally.report.scanned += 1;
-        tally.report.unreadable.push(id);
-        return;
-    };
-    if !settle.is_zero() && written_within(&user, settle, SystemTime::now()) {
-        let mut tally = tally.lock().await;
-        tally.report.scanned += 1;
-        tally.report.in_flight += 1;
-        return;
+        for item in items {
+            tally.report.scanned += 1;
+            match serde_dynamo::from_item::<_, User>(item.clone()) {
+                Err(_) => tally.report.unreadable.push(
+                    item.get("userId")
+                        .and_then(|v| v.as_s().ok())
+                        .cloned()
+                        .unwrap_or_else(|| "<no userId>".to_owned()),
+                ),
+                Ok(user)
+                    if !settle.is_zero() && written_within(&user, settle, SystemTime::now()) =>
+                {
+                    tally.report.in_flight += 1;
+                }
+                Ok(user) => due.push((user, item)),
+            }
+        }
     }
-    let state = check.check(&user).await;
+    if due.is_empty() {
+        return Ok(());
+    }
+    let states = checked(function, due.iter().map(|(user, _)| user.clone()).collect()).await?;
     let mut tally = tally.lock().await;
-    tally.report.scanned += 1;
-    let drift = |what: String| Drift {
-        user_id: user.user_id.clone(),
-        version: user.version,
-        what,
-    };
-    match state {
-        Ok(EffectState::Made) => tally.report.made += 1,
-        Ok(EffectState::NotDue) => tally.report.not_due += 1,
-        Ok(EffectState::OutsideWindow) => tally.report.outside_window += 1,
-        Ok(EffectState::Missing { what }) => tally.found.push(Found {
-            drift: drift(what),
-            user: user.clone(),
-            item: item.clone(),
-        }),
-        Ok(EffectState::Behind { have, want }) => tally.found.push(Found {
-            drift: drift(format!("the target holds version {have}, the table {want}")),
-            user: user.clone(),
-            item: item.clone(),
-        }),
-        Err(err) => tally.report.unchecked.push(drift(err.to_string())),
+    for ((user, item), state) in due.into_iter().zip(states) {
+        let drift = |what: String| Drift {
+            user_id: user.user_id.clone(),
+            version: user.version,
+            what,
+        };
+        match state {
+            Ok(EffectState::Made) => tally.report.made += 1,
+            Ok(EffectState::NotDue) => tally.report.not_due += 1,
+            Ok(EffectState::OutsideWindow) => tally.report.outside_window += 1,
+            Ok(EffectState::Missing { what }) => tally.found.push(Found {
+                drift: drift(what),
+                user: user.clone(),
+                item: item.clone(),
+            }),
+            Ok(EffectState::Behind { have, want }) => tally.found.push(Found {
+                drift: drift(format!("the target holds version {have}, the table {want}")),
+                user: user.clone(),
+                item: item.clone(),
+            }),
+            Err(why) => tally.report.unchecked.push(drift(why)),
+        }
     }
+    Ok(())
+}
+
+/// The function's check of `users`, one state (or why not) per user, in order. A function
+/// that fails, or answers for another user, leaves those users unchecked with the reason.
+async fn checked(
+    function: &Function,
+    users: Vec<User>,
+) -> Result<Vec<Result<EffectState, String>>, OpsError> {
+    let wanted: Vec<(String, u64)> = users
+        .iter()
+        .map(|u| (u.user_id.clone(), u.version))
+        .collect();
+    let answer = match function.check(users).await? {
+        Ok(answer) => answer,
+        Err(why) => {
+            let why = format!("the function's check failed: {why}");
+            return Ok(wanted.iter().map(|_| Err(why.clone())).collect());
+        }
+    };
+    let mut items: HashMap<(String, u64), CheckedItem> = answer
+        .items
+        .into_iter()
+        .map(|item| ((item.user_id.clone(), item.version), item))
+        .collect();
+    Ok(wanted
+        .into_iter()
+        .map(|key| match items.remove(&key) {
+            Some(CheckedItem {
+                state: Some(state), ..
+            }) => Ok(state),
+            Some(CheckedItem { error, .. }) => {
+                Err(error.unwrap_or_else(|| "the check said nothing".to_owned()))
+            }
+            None => Err("the function's check did not answer for this item".to_owned()),
+        })
+        .collect())
 }
 
 /// Sends each drifting item through the function, in batches of the mapping's size, then
 /// checks it again.
 async fn repair(
     function: &Function,
-    check: &ConsumerCheck,
     deployed: &Deployed,
     keys: &[String],
     found: &[Found],
@@ -427,17 +418,20 @@ async fn repair(
             tracing::warn!(%message, "the function failed a repair batch; its items are checked again below");
         }
     }
-    for f in found {
-        match check.check(&f.user).await {
-            Ok(EffectState::Made) => report.repaired += 1,
-            Ok(other) => report.still_drifting.push(Drift {
-                what: format!("after the repair: {other:?}"),
-                ..f.drift.clone()
-            }),
-            Err(err) => report.still_drifting.push(Drift {
-                what: format!("after the repair, not checked: {err}"),
-                ..f.drift.clone()
-            }),
+    for page in found.chunks(CHECK_PAGE) {
+        let states = checked(function, page.iter().map(|f| f.user.clone()).collect()).await?;
+        for (f, state) in page.iter().zip(states) {
+            match state {
+                Ok(EffectState::Made) => report.repaired += 1,
+                Ok(other) => report.still_drifting.push(Drift {
+                    what: format!("after the repair: {other:?}"),
+                    ..f.drift.clone()
+                }),
+                Err(err) => report.still_drifting.push(Drift {
+                    what: format!("after the repair, not checked: {err}"),
+                    ..f.drift.clone()
+                }),
+            }
         }
     }
     Ok(report)

@@ -1,7 +1,8 @@
-//! Lambda entry point: configuration and clients once at cold start, then serve batches.
+//! Lambda entry point: configuration and clients once at cold start, then serve batches (and
+//! `fanout-ops reconcile`'s checks).
 
 use fanout_core::{Env, lambda, telemetry};
-use welcome_email::{CONSUMER, WelcomeEmail, WelcomeEmailConfig};
+use welcome_email::{CONSUMER, WelcomeCheck, WelcomeEmail, WelcomeEmailConfig};
 
 #[global_allocator]
 static ALLOCATOR: lambda::Allocator = lambda::Allocator;
@@ -14,5 +15,6 @@ async fn main() -> Result<(), lambda::Error> {
         .map_err(|err| lambda::cold_start_failure(CONSUMER, err))?;
     let aws = lambda::aws_config().await;
     let (processor, handler) = WelcomeEmail::from_config(&aws, &config);
-    lambda::serve(processor, handler).await
+    let check = WelcomeCheck::from_config(&aws, &config);
+    lambda::serve(processor, handler, check).await
 }
