@@ -24,6 +24,7 @@ export function operatedEntry(s: ConsumerSettings): Record<string, unknown> {
     stack: s.stack,
     crate: s.crate,
     source: s.source,
+    decodes: s.decodes,
     onFailure: { destination: s.onFailure.destination },
     eventSourceMapping: { batchSize: s.eventSourceMapping.batchSize, filters: s.eventSourceMapping.filters },
     alarms: { iteratorAgeMaxSeconds: s.alarms.iteratorAgeMaxSeconds },

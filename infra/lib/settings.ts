@@ -91,6 +91,15 @@ export interface OnFailureSettings {
 export type StreamSource = 'dynamodb-stream' | 'kinesis';
 export const STREAM_SOURCES: readonly StreamSource[] = ['dynamodb-stream', 'kinesis'];
 
+/**
+ * What the consumer reads each change's images as: `user`, the writer's contract
+ * (`fanout_core::User`, docs/writer-contract.md), parking an item that does not decode; or
+ * `raw-images`, kept as they are, parking only a change without a string `userId` key.
+ * `fanout-ops check-items` judges the table's items by it.
+ */
+export type Decodes = 'user' | 'raw-images';
+export const DECODES: readonly Decodes[] = ['user', 'raw-images'];
+
 export interface ConsumerSettings {
   /** The stack name, such as `WelcomeEmail`. */
   stack: string;
@@ -98,6 +107,8 @@ export interface ConsumerSettings {
   source: StreamSource;
   /** Why this source (readers per shard, order, retention). */
   sourceWhy: string;
+  /** What it reads each change's images as. */
+  decodes: Decodes;
   /** The crate, binary and file name, such as `welcome-email`. */
   crate: string;
   /** The consumer's keys in EffectLedger: `<prefix>#...`; the crate name. */
@@ -186,6 +197,7 @@ function validate(name: string, s: ConsumerSettings): void {
   if (typeof onFailure.why !== 'string' || onFailure.why === '') fail('onFailure.why must say why this destination');
   if (!STREAM_SOURCES.includes(s.source)) fail(`source must be one of ${STREAM_SOURCES.join(', ')}, not ${JSON.stringify(s.source)}`);
   if (typeof s.sourceWhy !== 'string' || s.sourceWhy === '') fail('sourceWhy must say why this source');
+  if (!DECODES.includes(s.decodes)) fail(`decodes must be one of ${DECODES.join(', ')} (what the consumer reads each change's images as), not ${JSON.stringify(s.decodes)}`);
   if (esm.startingPosition === 'AT_TIMESTAMP') {
     if (s.source !== 'kinesis') fail('startingPosition AT_TIMESTAMP exists for Kinesis only; a DynamoDB stream starts at TRIM_HORIZON or LATEST');
     if (!Number.isInteger(esm.startingPositionTimestamp) || (esm.startingPositionTimestamp ?? 0) <= 0) {

@@ -174,6 +174,11 @@ export class TablesStack extends cdk.Stack {
         ],
       }),
       new iam.PolicyStatement({
+        sid: 'RegisteredConsumersOfThisDeployment',
+        actions: ['ssm:GetParametersByPath'],
+        resources: [parameterArn(this, 'consumers')],
+      }),
+      new iam.PolicyStatement({
         sid: 'UsersItemsAndStreamsDescription',
         actions: ['dynamodb:DescribeTable', 'dynamodb:Scan', 'dynamodb:GetItem', 'dynamodb:DescribeKinesisStreamingDestination'],
         resources: [this.users.tableArn],

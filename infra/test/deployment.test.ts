@@ -126,7 +126,7 @@ describe('deployment settings', () => {
       const s = settings[name];
       assert.equal(parameter.Properties.Name, `/fanout/consumers/${s.crate}`);
       assert.deepEqual(entry, {
-        stack: s.stack, crate: s.crate, source: s.source, onFailure: { destination: s.onFailure.destination },
+        stack: s.stack, crate: s.crate, source: s.source, decodes: s.decodes, onFailure: { destination: s.onFailure.destination },
         eventSourceMapping: { batchSize: s.eventSourceMapping.batchSize, filters: s.eventSourceMapping.filters },
         alarms: { iteratorAgeMaxSeconds: s.alarms.iteratorAgeMaxSeconds },
       });

@@ -117,14 +117,11 @@ fn value_size(value: &AttributeValue) -> usize {
 
 /// The audit row for one stream record, as much of its images as fits ([`ImagesKept`]).
 pub fn audit_row(record: &EventRecord) -> Result<HashMap<String, AttributeValue>, RecordError> {
-    let user_id = match record.change.keys.get("userId") {
-        Some(serde_dynamo::AttributeValue::S(id)) if !id.is_empty() => id.clone(),
-        _ => {
-            return Err(RecordError::permanent(format!(
-                "record {} has no string userId key; it is not from the Users table",
-                record.event_id
-            )));
-        }
+    let Some(user_id) = fanout_core::change::user_key(record).map(str::to_owned) else {
+        return Err(RecordError::permanent(format!(
+            "record {} has no string userId key; it is not from the Users table",
+            record.event_id
+        )));
     };
     let actor = match (record.event_name.as_str(), Remover::of(record)) {
         ("REMOVE", Remover::Ttl) => "ttl",

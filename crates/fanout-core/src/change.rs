@@ -279,6 +279,24 @@ fn decode_image<T: DeserializeOwned>(
     decode_item(event_id, side, item).map(Some)
 }
 
+/// The record's `userId` key as a consumer that keeps the images raw reads it: a string, not
+/// empty. `None` for a record that cannot be a change of `Users`.
+///
+/// ```
+/// use fanout_core::aws_lambda_events::dynamodb::EventRecord;
+/// use fanout_core::change::user_key;
+/// let record: EventRecord = serde_json::from_value(serde_json::json!({
+///     "eventID": "e", "eventName": "INSERT",
+///     "dynamodb": {"Keys": {"userId": {"S": "u-1"}}}})).unwrap();
+/// assert_eq!(user_key(&record), Some("u-1"));
+/// ```
+pub fn user_key(record: &EventRecord) -> Option<&str> {
+    match record.change.keys.get("userId") {
+        Some(AttributeValue::S(id)) if !id.is_empty() => Some(id),
+        _ => None,
+    }
+}
+
 /// The item key of a record as a stable string, for grouping records of one item.
 ///
 /// Attribute names are sorted, so `{"a":..,"b":..}` and `{"b":..,"a":..}` give one key.

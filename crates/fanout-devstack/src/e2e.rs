@@ -569,7 +569,15 @@ async fn attach_to_api_table(
         .output(
             "ops-check-items",
             &ops,
-            &args(&["check-items", "--users-table", API_TABLE, "--json"]),
+            // Before fanout is deployed, the consumers are the app's registry.
+            &args(&[
+                "--registry",
+                "infra/consumers",
+                "check-items",
+                "--users-table",
+                API_TABLE,
+                "--json",
+            ]),
         )
         .await?;
     let checked: serde_json::Value = serde_json::from_str(&stdout)
@@ -1268,8 +1276,20 @@ async fn operated(
         if code != 1 || drift != API_ITEMS_KEPT || poison != want_poison {
             return Err(format!("reconcile: exit {code}: {reconcile}"));
         }
+        // check-items on the deployment: its consumers from the parameters their stacks
+        // publish; every unreadable item is one the User-decoding consumers would park.
+        let (code, items) = json("ops-check-items-deployed", &["check-items", "--json"]).await?;
+        let would_park = &items["wouldPark"];
+        let consumers = would_park.as_object().map(|o| o.len()).unwrap_or_default();
+        if code != 1
+            || consumers != 4
+            || would_park["welcome-email"].as_u64() != Some(want_poison.len() as u64)
+            || would_park["audit-log"].as_u64() != Some(0)
+        {
+            return Err(format!("check-items: exit {code}: {items}"));
+        }
         Ok(format!(
-            "redrive welcome-email: {POISON_USER} kept (still poison); reconcile audit-log: {} made, drift only the items from before fanout attached {drift:?}, unreadable {unreadable}",
+            "redrive welcome-email: {POISON_USER} kept (still poison); reconcile audit-log: {} made, drift only the items from before fanout attached {drift:?}, unreadable {unreadable}; check-items (consumers from SSM): would park {would_park}",
             reconcile["made"]
         ))
     };
@@ -1278,7 +1298,7 @@ async fn operated(
         Err(detail) => (false, detail),
     };
     report.record(
-        "fanout-ops on the deployment (stack outputs, SSM, Lambda Invoke): redrive keeps what still fails, reconcile finds only what predates the attachment",
+        "fanout-ops on the deployment (stack outputs, SSM, Lambda Invoke): redrive keeps what still fails, reconcile (checked by the function) finds only what predates the attachment, check-items judges for the consumers registered in SSM",
         passed,
         detail,
         step,

@@ -144,6 +144,12 @@ fn dependencies_point_down_and_product_crates_never_link_dev_crates() {
                     theirs < own,
                     "crates/{folder} ({kind}) depends on {name}, which is not below it"
                 );
+                // A consumer is one folder: no other crate names it (its reconcile check runs
+                // in its function, check-items reads its entry's `decodes`).
+                assert!(
+                    !consumers.contains(name),
+                    "crates/{folder} ({kind}) depends on the consumer {name}: a new consumer would have to edit it"
+                );
                 let product = folder == "fanout-core" || consumers.contains(folder);
                 let dev_crate =
                     ["fanout-testkit", "fanout-esm", "fanout-devstack"].contains(&name.as_str());

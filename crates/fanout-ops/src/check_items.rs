@@ -2,30 +2,66 @@
 //! Users table, judged as they judge a record, without invoking anything or writing anywhere.
 //!
 //! Each item (a `Scan`, at most `--sample` of them) is read as the change record an insert of it
-//! would be, and each consumer of this version of fanout judges it with its own first step:
-//! welcome-email, crm-sync and search-warm decode the image as a `User` (the writer's contract,
-//! docs/writer-contract.md), audit-log builds its row. A record one of them cannot take is one
-//! it would park, and the reason is the one it would park with. Items that would pass but bend
-//! the contract (a plan no consumer knows, an `updatedAt` reconcile cannot read) are noted.
+//! would be, and each consumer of the deployment (or of `--registry`) judges it as its entry
+//! says it reads images (`decodes`): `user` decodes a `User` (the writer's contract,
+//! docs/writer-contract.md), `raw-images` needs only a string `userId` key. A record one of them
+//! cannot take is one it would park, and the reason is the one it would park with. Items that
+//! would pass but bend the contract (a plan no consumer knows, an `updatedAt` reconcile cannot
+//! read) are noted.
 
 use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use fanout_core::aws_lambda_events::dynamodb::EventRecord;
 use fanout_core::{Change, Plan, User};
+use fanout_registry::{ConsumerEntry, Decodes};
 use serde::Serialize;
 use serde_json::json;
 
 use crate::error::OpsError;
 use crate::reconcile::{UsersTable, insert_of};
 
-/// The consumers whose judgement this version of fanout-ops knows.
-pub const JUDGED: [&str; 4] = [
-    welcome_email::CONSUMER,
-    crm_sync::CONSUMER,
-    search_warm::CONSUMER,
-    audit_log::CONSUMER,
-];
+/// A consumer as check-items judges for it: its crate name and how it reads images.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Judge {
+    pub consumer: String,
+    pub decodes: Decodes,
+}
+
+impl Judge {
+    /// The judges of `entries`; an entry that does not say how it reads images is an error
+    /// (deployed by an older version of the app).
+    pub fn of(entries: &[ConsumerEntry]) -> Result<Vec<Judge>, OpsError> {
+        if entries.is_empty() {
+            return Err(OpsError::Lookup {
+                what: "the deployment's consumers".to_owned(),
+                message: "none is registered: deploy a consumer stack, pass --stage, or pass --registry <infra/consumers>".to_owned(),
+            });
+        }
+        entries
+            .iter()
+            .map(|entry| {
+                Ok(Judge {
+                    consumer: entry.crate_name.clone(),
+                    decodes: entry.decodes().ok_or_else(|| OpsError::Lookup {
+                        what: format!("how {} reads images", entry.crate_name),
+                        message: "its registry entry has no `decodes` (user or raw-images): redeploy its stack from this version, or pass --registry".to_owned(),
+                    })?,
+                })
+            })
+            .collect()
+    }
+
+    /// Why this consumer would park `record`, if it would.
+    fn refusal(&self, record: &EventRecord, as_user: &Result<(), String>) -> Option<String> {
+        match self.decodes {
+            Decodes::User => as_user.as_ref().err().cloned(),
+            Decodes::RawImages => fanout_core::change::user_key(record)
+                .is_none()
+                .then(|| "no string userId key".to_owned()),
+        }
+    }
+}
 
 /// One item that a consumer would park, or that bends the contract.
 #[derive(Debug, Clone, Serialize)]
@@ -98,21 +134,15 @@ fn insert_record(
     serde_json::from_value(record).map_err(|e| e.to_string())
 }
 
-/// What each known consumer would do with `record`: why it would park it, if it would.
-fn judge(record: &EventRecord) -> BTreeMap<String, String> {
-    let mut parked = BTreeMap::new();
-    let as_user = Change::<User>::from_record(record).map_err(|e| e.to_string());
-    for consumer in JUDGED {
-        let refusal = if consumer == audit_log::CONSUMER {
-            audit_log::audit_row(record).err().map(|e| e.to_string())
-        } else {
-            as_user.as_ref().err().cloned()
-        };
-        if let Some(why) = refusal {
-            parked.insert(consumer.to_owned(), why);
-        }
-    }
-    parked
+/// What each consumer would do with `record`: why it would park it, if it would.
+fn judge(record: &EventRecord, judges: &[Judge]) -> BTreeMap<String, String> {
+    let as_user = Change::<User>::from_record(record)
+        .map(drop)
+        .map_err(|e| e.to_string());
+    judges
+        .iter()
+        .filter_map(|j| Some((j.consumer.clone(), j.refusal(record, &as_user)?)))
+        .collect()
 }
 
 /// Where a decoded user bends the contract without being parked.
@@ -144,6 +174,7 @@ pub async fn check_items(
     aws: &aws_config::SdkConfig,
     users_table: &str,
     sample: usize,
+    judges: &[Judge],
 ) -> Result<CheckItemsReport, OpsError> {
     let dynamodb = aws_sdk_dynamodb::Client::new(aws);
     let keys = UsersTable::describe(&dynamodb, users_table).await?.keys;
@@ -152,7 +183,7 @@ pub async fn check_items(
         checked: 0,
         clean: 0,
         findings: Vec::new(),
-        would_park: JUDGED.iter().map(|c| ((*c).to_owned(), 0)).collect(),
+        would_park: judges.iter().map(|j| (j.consumer.clone(), 0)).collect(),
     };
     let mut start = None;
     while report.checked < sample {
@@ -175,11 +206,11 @@ pub async fn check_items(
                 .collect::<Vec<_>>()
                 .join(",");
             let (parked_by, notes) = match insert_record(item, &keys, users_table) {
-                Ok(record) => (judge(&record), notes(&record)),
+                Ok(record) => (judge(&record, judges), notes(&record)),
                 Err(why) => (
-                    JUDGED
+                    judges
                         .iter()
-                        .map(|c| ((*c).to_owned(), format!("not a record: {why}")))
+                        .map(|j| (j.consumer.clone(), format!("not a record: {why}")))
                         .collect(),
                     Vec::new(),
                 ),
@@ -220,6 +251,19 @@ mod tests {
         AttributeValue::S(v.to_owned())
     }
 
+    /// The shipped registry's consumers.
+    fn judges() -> Vec<Judge> {
+        Judge::of(&fanout_registry::consumers().unwrap()).unwrap()
+    }
+
+    fn reading(decodes: Decodes) -> Vec<String> {
+        judges()
+            .into_iter()
+            .filter(|j| j.decodes == decodes)
+            .map(|j| j.consumer)
+            .collect()
+    }
+
     #[test]
     fn an_item_that_keeps_the_contract_is_taken_by_every_consumer() {
         let good = item(&[
@@ -230,7 +274,7 @@ mod tests {
             ("updatedAt", s("2026-12-01T10:00:00Z")),
         ]);
         let record = insert_record(&good, &["userId".to_owned()], "Users").unwrap_or_default();
-        assert!(judge(&record).is_empty(), "{:?}", judge(&record));
+        assert!(judge(&record, &judges()).is_empty());
         assert!(notes(&record).is_empty());
     }
 
@@ -244,26 +288,39 @@ mod tests {
             ("updatedAt", s("yesterday")),
         ]);
         let record = insert_record(&bad, &["userId".to_owned()], "Users").unwrap_or_default();
-        let parked = judge(&record);
-        for consumer in [
-            welcome_email::CONSUMER,
-            crm_sync::CONSUMER,
-            search_warm::CONSUMER,
-        ] {
+        let parked = judge(&record, &judges());
+        assert!(!reading(Decodes::User).is_empty());
+        for consumer in reading(Decodes::User) {
             assert!(
                 parked
-                    .get(consumer)
+                    .get(&consumer)
                     .is_some_and(|why| why.contains("version")),
                 "{consumer}: {parked:?}"
             );
         }
-        assert!(
-            !parked.contains_key(audit_log::CONSUMER),
-            "audit-log keeps a row of any item"
-        );
+        for consumer in reading(Decodes::RawImages) {
+            assert!(
+                !parked.contains_key(&consumer),
+                "{consumer} keeps the images of any item"
+            );
+        }
         assert!(
             !parked.values().any(|why| why.contains("u-2@example.com")),
             "no personal data"
         );
+    }
+
+    #[test]
+    fn an_item_of_a_table_not_keyed_by_user_id_is_parked_even_by_raw_image_readers() {
+        let foreign = item(&[("id", s("x-1")), ("plan", s("pro"))]);
+        let record = insert_record(&foreign, &["id".to_owned()], "Orders").unwrap_or_default();
+        let parked = judge(&record, &judges());
+        for consumer in reading(Decodes::RawImages) {
+            assert_eq!(
+                parked.get(&consumer).map(String::as_str),
+                Some("no string userId key")
+            );
+        }
+        assert_eq!(parked.len(), judges().len(), "every consumer parks it");
     }
 }

@@ -43,6 +43,42 @@ pub async fn entry(
     Ok(ConsumerEntry::from_json(settings, Path::new(&parameter))?)
 }
 
+/// Every consumer of the deployment: from the registry folder `registry` if given, else from
+/// the parameters the consumer stacks publish below `/fanout[/<stage>]/consumers/`.
+pub async fn entries(
+    aws: &aws_config::SdkConfig,
+    registry: Option<&Path>,
+    stage: &Stage,
+) -> Result<Vec<ConsumerEntry>, OpsError> {
+    if let Some(dir) = registry {
+        return Ok(fanout_registry::consumers_in(dir)?);
+    }
+    let path = stage.consumers_path();
+    let failed = |message: String| OpsError::Lookup {
+        what: format!("the consumers registered below {path}"),
+        message,
+    };
+    let mut pages = aws_sdk_ssm::Client::new(aws)
+        .get_parameters_by_path()
+        .path(&path)
+        .into_paginator()
+        .send();
+    let mut entries = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| failed(fanout_core::error_chain(&e)))?;
+        for parameter in page.parameters() {
+            let (Some(name), Some(value)) = (parameter.name(), parameter.value()) else {
+                continue;
+            };
+            let settings =
+                serde_json::from_str(value).map_err(|e| failed(format!("{name}: {e}")))?;
+            entries.push(ConsumerEntry::from_json(settings, Path::new(name))?);
+        }
+    }
+    entries.sort_by(|a, b| a.crate_name.cmp(&b.crate_name));
+    Ok(entries)
+}
+
 /// A consumer's crate name from either of its names: `CrmSync` is `crm-sync`.
 ///
 /// ```

@@ -366,7 +366,9 @@ async fn run_check_items(
 ) -> Result<ExitCode, OpsError> {
     let aws = fanout_ops::aws::sdk_config().await?;
     let table = deployed::users_table(&aws, users_table, &target.stage).await?;
-    let report = check_items::check_items(&aws, &table, sample).await?;
+    let entries = deployed::entries(&aws, target.registry.as_deref(), &target.stage).await?;
+    let judges = check_items::Judge::of(&entries)?;
+    let report = check_items::check_items(&aws, &table, sample, &judges).await?;
     print(&report, target.json, || report.summary());
     Ok(done_if(report.clean()))
 }

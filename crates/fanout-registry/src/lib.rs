@@ -38,6 +38,15 @@ pub enum RegistryError {
     },
 }
 
+/// What a consumer reads each change's images as (`decodes` in its entry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decodes {
+    /// The writer's contract (`fanout_core::User`): an item that does not decode is parked.
+    User,
+    /// The images as they are: only a change without a string `userId` key is parked.
+    RawImages,
+}
+
 /// One consumer as the registry declares it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConsumerEntry {
@@ -72,6 +81,16 @@ impl ConsumerEntry {
     /// The `eventSourceMapping` object, in the shape the local mapping reads.
     pub fn event_source_mapping(&self) -> &Value {
         &self.settings["eventSourceMapping"]
+    }
+
+    /// What the consumer reads each change's images as; `None` when the entry does not say
+    /// (the CDK app refuses such an entry).
+    pub fn decodes(&self) -> Option<Decodes> {
+        match self.settings["decodes"].as_str() {
+            Some("user") => Some(Decodes::User),
+            Some("raw-images") => Some(Decodes::RawImages),
+            _ => None,
+        }
     }
 
     /// Whether the consumer reads the table's Kinesis streaming destination (`source:

@@ -49,6 +49,7 @@ impl Parameter {
 /// assert_eq!(dev.stack("CrmSync"), "CrmSync-dev");
 /// assert_eq!(dev.parameter(Parameter::UsersTableName), "/fanout/dev/tables/users/name");
 /// assert_eq!(dev.consumer_parameter("crm-sync"), "/fanout/dev/consumers/crm-sync");
+/// assert_eq!(dev.consumers_path(), "/fanout/dev/consumers");
 /// let none = Stage::new(None).unwrap();
 /// assert_eq!(none.stack("CrmSync"), "CrmSync");
 /// assert_eq!(none.parameter(Parameter::UsersTableName), "/fanout/tables/users/name");
@@ -103,6 +104,11 @@ impl Stage {
     /// The SSM parameter `parameter` of this deployment.
     pub fn parameter(&self, parameter: Parameter) -> String {
         format!("{}{}", self.prefix(), parameter.path())
+    }
+
+    /// The path every consumer stack of this deployment publishes its entry below.
+    pub fn consumers_path(&self) -> String {
+        format!("{}consumers", self.prefix())
     }
 
     /// The SSM parameter a consumer stack publishes its registry entry under (what fanout-ops
