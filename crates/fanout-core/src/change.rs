@@ -286,8 +286,8 @@ fn decode_image<T: DeserializeOwned>(
 /// use fanout_core::aws_lambda_events::dynamodb::EventRecord;
 /// use fanout_core::change::user_key;
 /// let record: EventRecord = serde_json::from_value(serde_json::json!({
-///     "eventID": "e", "eventName": "INSERT",
-///     "dynamodb": {"Keys": {"userId": {"S": "u-1"}}}})).unwrap();
+///     "eventID": "e", "eventName": "INSERT", "awsRegion": "eu-west-1",
+///     "dynamodb": {"Keys": {"userId": {"S": "u-1"}}, "SizeBytes": 20}})).unwrap();
 /// assert_eq!(user_key(&record), Some("u-1"));
 /// ```
 pub fn user_key(record: &EventRecord) -> Option<&str> {
