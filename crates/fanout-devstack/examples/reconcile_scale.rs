@@ -9,8 +9,10 @@ use std::time::Instant;
 
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use fanout_devstack::demo::DemoOptions;
+use fanout_devstack::observe::Described;
 use fanout_devstack::wiring::{LocalTargets, function_config};
 use fanout_esm::{LocalLambdaApi, RuntimeApiHost};
+use fanout_registry::descriptor::ObservedIn;
 use fanout_testkit::resources::create_queue;
 use fanout_testkit::{local_sdk_config, unique_name};
 
@@ -25,11 +27,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let run = unique_name("scale");
     let local = LocalTargets::create(&aws, &run).await?;
     let dlq = create_queue(&aws_sdk_sqs::Client::new(&aws), &format!("dlq-{run}")).await?;
-    let registry = fanout_testkit::registry::consumers()?;
-    let entry = registry
-        .iter()
-        .find(|c| c.crate_name == "audit-log")
-        .ok_or("audit-log is not registered")?;
+    // The consumer whose effects are audit rows: its check reads them back, one Query a user.
+    let audited = Described::all()?
+        .into_iter()
+        .find(|c| c.descriptor.observed_in == ObservedIn::AuditTable)
+        .ok_or("no registered consumer writes the audit table")?;
+    let entry = &audited.entry;
+    let consumer = entry.crate_name.as_str();
     let env = local.values(local.search.endpoint()).env_for(entry, &dlq)?;
     let functions = DemoOptions::default().functions_dir;
     let host = RuntimeApiHost::start(function_config(entry, &functions, env, None)).await?;
@@ -91,9 +95,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             .arg(fanout_registry::workspace_root().join("infra/consumers"))
             .args([
                 "reconcile",
-                "audit-log",
+                consumer,
                 "--function-name",
-                "audit-log",
+                consumer,
                 "--dlq-url",
                 &dlq,
                 "--users-table",

@@ -439,11 +439,14 @@ async fn steps(
         demo.passed(),
         if demo.passed() {
             format!(
-                "{} email(s), {} CRM event(s), {} search document(s), {} audit row(s), parked: {}; read from Kinesis: {}",
-                demo.observed.emails.len(),
-                demo.observed.crm_events.len(),
-                demo.observed.search_documents.len(),
-                demo.observed.audit_rows.values().sum::<usize>(),
+                "effects: {}; parked: {}; read from Kinesis: {}",
+                demo.observed
+                    .effects
+                    .0
+                    .iter()
+                    .map(|(c, e)| format!("{c}={}", e.len()))
+                    .collect::<Vec<_>>()
+                    .join(" "),
                 demo.observed
                     .dlqs
                     .iter()
@@ -1587,7 +1590,7 @@ async fn stages_apart(
             deployment.targets.ledger_table.clone(),
         );
         async move {
-            let rows = crate::demo::run::scan(&dynamodb, &audit)
+            let rows = crate::observe::scan(&dynamodb, &audit)
                 .await?
                 .into_iter()
                 .filter(|r| {
@@ -1596,7 +1599,7 @@ async fn stages_apart(
                         .is_some_and(|u| u == user)
                 })
                 .count();
-            let entries = crate::demo::run::scan(&dynamodb, &ledger)
+            let entries = crate::observe::scan(&dynamodb, &ledger)
                 .await?
                 .into_iter()
                 .filter(|e| {
@@ -1661,7 +1664,7 @@ async fn destroyed_leaves_the_api_table(
         .await;
     let dynamodb = aws_sdk_dynamodb::Client::new(aws);
     let table = dynamodb.describe_table().table_name(API_TABLE).send().await;
-    let items = crate::demo::run::scan(&dynamodb, API_TABLE).await;
+    let items = crate::observe::scan(&dynamodb, API_TABLE).await;
     let cloudformation = aws_sdk_cloudformation::Client::new(aws);
     let status = |stack: String| {
         let cloudformation = cloudformation.clone();

@@ -5,6 +5,7 @@
 //!   ministack on free loopback ports, and stops them again (also on failure).
 //! - [`session`]: `up`, `down` and `replay` for a long-running development stack.
 //! - [`wiring`]: a registered consumer's binary configured the way its stack does.
+//! - [`observe`]: each consumer's effects read back where its descriptor says they land.
 //! - [`demo`]: `make demo`'s scenario (data), its runner and its report; also run against a
 //!   deployed fanout.
 //! - [`e2e`]: `make e2e`: the CDK app deployed into ministack as a local AWS, and proven.
@@ -15,6 +16,7 @@
 
 pub mod demo;
 pub mod e2e;
+pub mod observe;
 pub mod reliability;
 pub mod servers;
 pub mod session;

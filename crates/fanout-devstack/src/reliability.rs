@@ -17,30 +17,22 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use fanout_esm::{Invoke, InvokeError, LocalMapping, MappingSettings, RuntimeApiHost};
-use fanout_registry::ConsumerEntry;
+use fanout_registry::Decodes;
+use fanout_registry::descriptor::{ObservedIn, fill};
 use fanout_testkit::fault_proxy::{Calls, Fault, FaultProxy, Rule};
 use fanout_testkit::queues::drain_queue;
 use fanout_testkit::resources::create_queue;
-use fanout_testkit::ses_outbox::sent_emails;
 use fanout_testkit::{local_sdk_config, ministack_url, unique_name};
 use serde_json::{Value, json};
 
 use crate::demo::DemoError;
+use crate::observe::{Described, EffectPlaces};
 
 use crate::wiring::{
     LocalTargets, function_config, on_failure_bucket, on_failure_objects, record_shape,
 };
 
-/// Which service a fault sits in front of.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Upstream {
-    /// DynamoDB Local: the ledger, and audit-log's rows.
-    Dynamodb,
-    /// ministack: SES, EventBridge, SQS (the DLQ).
-    Services,
-    /// The search stand-in.
-    Search,
-}
+pub use fanout_registry::descriptor::Upstream;
 
 /// How a scenario drives the consumer.
 #[derive(Debug, Clone, PartialEq)]
@@ -95,8 +87,8 @@ pub enum OnFailure {
 #[derive(Debug, Clone)]
 pub struct Scenario {
     pub name: &'static str,
-    /// The consumers it applies to (crate names); empty for all.
-    pub consumers: &'static [&'static str],
+    /// The consumers it applies to, by what their registry entries and descriptors say.
+    pub consumers: Applies,
     /// Faults, in front of a service.
     pub faults: Vec<(Upstream, RuleFor)>,
     pub drive: Drive,
@@ -108,7 +100,69 @@ pub struct Scenario {
     pub untouched: &'static [&'static str],
 }
 
+/// Which consumers a scenario applies to, by what they are, never by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applies {
+    All,
+    /// Those whose effects the ledger guards (`ledgerEffects`).
+    LedgerEffects,
+    /// Those that decode the writer's contract (`decodes: user`): they can be given poison.
+    DecodingUsers,
+    /// Those whose effect is this call (descriptor `effect-call.operation`).
+    Calling(&'static str),
+    /// Those whose effects land here (descriptor `observed-in`).
+    ObservedIn(ObservedIn),
+}
+
+impl Applies {
+    fn includes(self, consumer: &Described) -> bool {
+        match self {
+            Applies::All => true,
+            Applies::LedgerEffects => consumer.entry.settings["ledgerEffects"] == true,
+            Applies::DecodingUsers => consumer.entry.decodes() == Some(Decodes::User),
+            Applies::Calling(operation) => consumer
+                .descriptor
+                .effect_call
+                .as_ref()
+                .is_some_and(|call| call.operation == operation),
+            Applies::ObservedIn(place) => consumer.descriptor.observed_in == place,
+        }
+    }
+}
+
+/// Which consumers cannot judge a record, so park it and make nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unjudgeable {
+    /// Every consumer can.
+    ByNone,
+    /// A record without images: those that decode the writer's contract.
+    ByUserDecoders,
+    /// A modify without its old image: those that need it (descriptor `needs-old-image`).
+    ByOldImageReaders,
+}
+
+impl Unjudgeable {
+    fn includes(self, consumer: &Described) -> bool {
+        match self {
+            Unjudgeable::ByNone => false,
+            Unjudgeable::ByUserDecoders => consumer.entry.decodes() == Some(Decodes::User),
+            Unjudgeable::ByOldImageReaders => consumer.descriptor.needs_old_image,
+        }
+    }
+}
+
 impl Scenario {
+    /// Whether it is a row for `consumer`: its kind matches, and a fault on the effect call
+    /// needs a consumer with one.
+    pub fn applies_to(&self, consumer: &Described) -> bool {
+        let breaks_effect_call = self
+            .faults
+            .iter()
+            .any(|(_, rule)| matches!(rule, RuleFor::Effect(..) | RuleFor::EffectRefused(..)));
+        self.consumers.includes(consumer)
+            && (!breaks_effect_call || consumer.descriptor.effect_call.is_some())
+    }
+
     fn with_on_failure(mut self, on_failure: OnFailure) -> Self {
         self.on_failure = on_failure;
         self
@@ -120,59 +174,55 @@ impl Scenario {
     }
 }
 
-/// The effects a scenario should make.
+/// The effects a scenario should make, in the lines each consumer's descriptor names them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Expect {
-    /// Those of the standard writes: u1 created free (version 1), then upgraded to pro (2).
+    /// Those of the standard writes: u1 created free (version 1), then upgraded to pro (2):
+    /// the descriptor's `created-then-upgraded`.
     Standard,
     /// None.
     Nothing,
-    /// Those of one upgrade to pro at version 2 of `user` (mail to `email`), except from the
-    /// consumers that cannot judge the record: they park it and make nothing.
+    /// Those of one upgrade to pro at version 2 of `user` (mail to `email`): the descriptor's
+    /// `upgraded`; except from the consumers that cannot judge the record: they park it and
+    /// make nothing.
     Upgrade {
         user: &'static str,
         email: &'static str,
-        unjudgeable_by: &'static [&'static str],
+        unjudgeable: Unjudgeable,
     },
-    /// Only these effects, per consumer: `(consumer, effect)` pairs.
-    Listed(&'static [(&'static str, &'static str)]),
+    /// Only these effects, for the consumers whose effects land in the place named.
+    Listed(&'static [(ObservedIn, &'static str)]),
 }
 
 impl Expect {
-    /// The effects for `consumer`, as the rig's counting names them.
-    pub fn effects(&self, consumer: &str) -> BTreeSet<String> {
+    /// The effects for `consumer`, as its descriptor's place reads them.
+    pub fn effects(&self, consumer: &Described) -> BTreeSet<String> {
+        let effects = &consumer.descriptor.effects;
         match self {
             Expect::Nothing => BTreeSet::new(),
-            Expect::Standard => match consumer {
-                "welcome-email" => ["u1@example.com | Welcome to Pro".to_owned()].into(),
-                "crm-sync" => [
-                    "crm-sync#u1#1#UserCreated".to_owned(),
-                    "crm-sync#u1#2#UserPlanChanged".to_owned(),
-                ]
-                .into(),
-                "search-warm" => ["u1 v2 pro".to_owned()].into(),
-                _ => ["u1 INSERT".to_owned(), "u1 MODIFY".to_owned()].into(),
-            },
-            Expect::Listed(effects) => effects
+            Expect::Standard => effects
+                .created_then_upgraded
                 .iter()
-                .filter(|(who, _)| *who == consumer)
+                .map(|t| fill(t, "u1", "u1@example.com"))
+                .collect(),
+            Expect::Listed(listed) => listed
+                .iter()
+                .filter(|(place, _)| *place == consumer.descriptor.observed_in)
                 .map(|(_, effect)| (*effect).to_owned())
                 .collect(),
             Expect::Upgrade {
                 user,
                 email,
-                unjudgeable_by,
+                unjudgeable,
             } => {
-                if unjudgeable_by.contains(&consumer) {
+                if unjudgeable.includes(consumer) {
                     return BTreeSet::new();
                 }
-                let effect = match consumer {
-                    "welcome-email" => format!("{email} | Welcome to Pro"),
-                    "crm-sync" => format!("crm-sync#{user}#2#UserPlanChanged"),
-                    "search-warm" => format!("{user} v2 pro"),
-                    _ => format!("{user} MODIFY"),
-                };
-                [effect].into()
+                effects
+                    .upgraded
+                    .iter()
+                    .map(|t| fill(t, user, email))
+                    .collect()
             }
         }
     }
@@ -190,15 +240,6 @@ pub enum RuleFor {
     EffectRefused(Calls),
 }
 
-/// The error code a consumer's service gives a request it can never take.
-fn refusal_code(consumer: &str) -> &'static str {
-    match consumer {
-        "welcome-email" => "BadRequestException",
-        "search-warm" => "mapper_parsing_exception",
-        _ => "ValidationException",
-    }
-}
-
 /// The name every user the rig writes carries: personal data, like the address.
 const USER_NAME: &str = "Ada Lovelace";
 
@@ -209,16 +250,6 @@ fn personal_data_in(text: &str) -> usize {
         .iter()
         .map(|needle| text.matches(needle).count())
         .sum()
-}
-
-/// The effect call of a consumer: which service, which operation.
-pub fn effect_call(consumer: &str) -> (Upstream, &'static str) {
-    match consumer {
-        "welcome-email" => (Upstream::Services, "SendEmail"),
-        "crm-sync" => (Upstream::Services, "PutEvents"),
-        "search-warm" => (Upstream::Search, "PUT _doc"),
-        _ => (Upstream::Dynamodb, "PutItem"),
-    }
 }
 
 /// The outcome of one scenario for one consumer.
@@ -250,9 +281,9 @@ pub struct Row {
     pub personal_data: usize,
 }
 
-const LEDGER_OPS: &[&str] = &["welcome-email", "crm-sync"];
-const POISONABLE: &[&str] = &["welcome-email", "crm-sync", "search-warm"];
-const ALL: &[&str] = &[];
+const LEDGER_OPS: Applies = Applies::LedgerEffects;
+const POISONABLE: Applies = Applies::DecodingUsers;
+const ALL: Applies = Applies::All;
 
 fn fixture(name: &str) -> Value {
     serde_json::from_str(&fanout_testkit::fixture_text(name)).unwrap_or(Value::Null)
@@ -283,12 +314,12 @@ pub fn scenarios() -> Vec<Scenario> {
     };
     let effect = |calls, fault| RuleFor::Effect(calls, fault);
     let op = |name, calls, fault| RuleFor::Operation(name, calls, fault);
-    let upgrade = |user, email, unjudgeable_by| Upgrade {
+    let upgrade = |user, email, unjudgeable| Upgrade {
         user,
         email,
-        unjudgeable_by,
+        unjudgeable,
     };
-    let u1001 = |unjudgeable_by| upgrade("u-1001", "u-1001@example.com", unjudgeable_by);
+    let u1001 = |unjudgeable| upgrade("u-1001", "u-1001@example.com", unjudgeable);
     let slow = Fault::Latency(Duration::from_secs(8));
     let overlap = Fault::Latency(Duration::from_secs(2));
     vec![
@@ -347,7 +378,7 @@ pub fn scenarios() -> Vec<Scenario> {
         ),
         s(
             "an EventBridge entry refused, quoting the event",
-            &["crm-sync"],
+            Applies::Calling("PutEvents"),
             vec![(
                 Upstream::Services,
                 op(
@@ -469,7 +500,7 @@ pub fn scenarios() -> Vec<Scenario> {
             vec![],
             Invoke(vec![fixture("malformed/record-without-dynamodb.json")]),
             Timing::Registry,
-            upgrade("u-1002", "u-1002@example.com", &[]),
+            upgrade("u-1002", "u-1002@example.com", Unjudgeable::ByNone),
         ),
         s(
             "a record without SequenceNumber",
@@ -479,7 +510,7 @@ pub fn scenarios() -> Vec<Scenario> {
                 "malformed/record-without-sequence-number.json",
             )]),
             Timing::Registry,
-            u1001(&[]),
+            u1001(Unjudgeable::ByNone),
         ),
         s(
             "a KEYS_ONLY record",
@@ -487,7 +518,7 @@ pub fn scenarios() -> Vec<Scenario> {
             vec![],
             Invoke(vec![fixture("user-upgrade-keys-only.json")]),
             Timing::Registry,
-            u1001(&["welcome-email", "crm-sync", "search-warm"]),
+            u1001(Unjudgeable::ByUserDecoders),
         ),
         s(
             "a NEW_IMAGE-only record",
@@ -495,7 +526,7 @@ pub fn scenarios() -> Vec<Scenario> {
             vec![],
             Invoke(vec![fixture("user-upgrade-new-image-only.json")]),
             Timing::Registry,
-            u1001(&["welcome-email", "crm-sync"]),
+            u1001(Unjudgeable::ByOldImageReaders),
         ),
         s(
             "a 390 KB item",
@@ -503,7 +534,7 @@ pub fn scenarios() -> Vec<Scenario> {
             vec![],
             Invoke(vec![large_item(390 * 1024)]),
             Timing::Registry,
-            u1001(&[]),
+            u1001(Unjudgeable::ByNone),
         ),
         s(
             "unicode and emoji in every string field",
@@ -511,17 +542,21 @@ pub fn scenarios() -> Vec<Scenario> {
             vec![],
             Invoke(vec![fixture("user-upgrade-unicode.json")]),
             Timing::Registry,
-            upgrade("ü-1001-用户-🦀", "zoe.nunez@example.com", &[]),
+            upgrade(
+                "ü-1001-用户-🦀",
+                "zoe.nunez@example.com",
+                Unjudgeable::ByNone,
+            ),
         ),
         s(
             "a user created again, delivered before its delete and its older upgrade (Kinesis), each twice",
-            &["search-warm"],
+            Applies::ObservedIn(ObservedIn::SearchIndex),
             vec![],
             Invoke(each_record_twice(
                 "kinesis-user-created-again-before-its-delete.json",
             )),
             Timing::Registry,
-            Listed(&[("search-warm", "u-3003 v1 free")]),
+            Listed(&[(ObservedIn::SearchIndex, "u-3003 v1 free")]),
         ),
         s(
             "changes of another table (Kinesis and stream) beside one of Users",
@@ -529,7 +564,7 @@ pub fn scenarios() -> Vec<Scenario> {
             vec![],
             Invoke(vec![foreign_beside_users()]),
             Timing::Registry,
-            u1001(&[]),
+            u1001(Unjudgeable::ByNone),
         )
         .with_untouched(&["u-9008", "u-9009"]),
         s(
@@ -590,7 +625,7 @@ fn foreign_beside_users() -> Value {
 
 /// One consumer's rig for one scenario.
 struct Rig {
-    entry: ConsumerEntry,
+    consumer: Described,
     aws: aws_config::SdkConfig,
     local: LocalTargets,
     dlq_url: String,
@@ -635,7 +670,7 @@ impl Invoke for Recording {
 
 impl Rig {
     async fn new(
-        entry: ConsumerEntry,
+        consumer: Described,
         scenario: &Scenario,
         functions_dir: &Path,
         log_dir: &Path,
@@ -656,22 +691,30 @@ impl Rig {
             Upstream::Services => "services",
             Upstream::Search => "search",
         };
+        let entry = &consumer.entry;
+        let effect_call = consumer.descriptor.effect_call.as_ref().ok_or_else(|| {
+            format!(
+                "{} has no effect call for this scenario to break",
+                entry.crate_name
+            )
+        });
         for (upstream, rule) in &scenario.faults {
             let (upstream, rule) = match rule {
                 RuleFor::Effect(calls, fault) => {
-                    let (upstream, operation) = effect_call(&entry.crate_name);
-                    (upstream, Rule::new(operation, *calls, fault.clone()))
+                    let call = effect_call.clone()?;
+                    let rule = Rule::new(&call.operation, *calls, fault.clone());
+                    (call.upstream, rule)
                 }
                 RuleFor::Operation(operation, calls, fault) => {
                     (*upstream, Rule::new(operation, *calls, fault.clone()))
                 }
                 RuleFor::EffectRefused(calls) => {
-                    let (upstream, operation) = effect_call(&entry.crate_name);
+                    let call = effect_call.clone()?;
                     let refused = Fault::Rejected {
                         status: 400,
-                        code: refusal_code(&entry.crate_name).to_owned(),
+                        code: consumer.descriptor.refusal_code.clone(),
                     };
-                    (upstream, Rule::new(operation, *calls, refused))
+                    (call.upstream, Rule::new(&call.operation, *calls, refused))
                 }
             };
             if let Some(proxy) = proxies.get(proxy_of(upstream)) {
@@ -684,7 +727,7 @@ impl Rig {
             // The invoked fixtures' records are of `Users`, not of this rig's table.
             values.set("USERS_TABLE", fanout_testkit::fixtures::FIXTURE_USERS_TABLE);
         }
-        let mut env = values.env_for(&entry, &dlq_url)?;
+        let mut env = values.env_for(entry, &dlq_url)?;
         let (timeout, budget) = match scenario.timing {
             Timing::Registry => (None, None),
             Timing::Short => (Some(6), Some(2)),
@@ -714,7 +757,7 @@ impl Rig {
         for copy in 0..copies {
             let log = log_dir.join(format!("{}-{run}-{copy}.log", entry.crate_name));
             logs.push(log.clone());
-            let mut config = function_config(&entry, functions_dir, env.clone(), Some(log));
+            let mut config = function_config(entry, functions_dir, env.clone(), Some(log));
             if let Some(timeout) = timeout {
                 config.timeout = Duration::from_secs(timeout);
             }
@@ -747,9 +790,9 @@ impl Rig {
             settings,
             Arc::clone(&recording),
         )
-        .with_record_shape(record_shape(&entry));
+        .with_record_shape(record_shape(entry));
         let on_failure_bucket = match scenario.on_failure {
-            OnFailure::Registry => on_failure_bucket(&aws, &entry, &run).await?,
+            OnFailure::Registry => on_failure_bucket(&aws, entry, &run).await?,
             OnFailure::Bucket => {
                 let name = format!("on-failure-{}-{run}", entry.crate_name).to_lowercase();
                 fanout_esm::s3_client(&aws)
@@ -765,7 +808,7 @@ impl Rig {
             mapping = mapping.with_on_failure_bucket(bucket);
         }
         Ok(Rig {
-            entry,
+            consumer,
             aws,
             local,
             dlq_url,
@@ -830,56 +873,16 @@ impl Rig {
 
     /// Every effect made, one entry per effect (duplicates repeat), as `expected` names them.
     async fn effects(&self) -> Result<Vec<String>, DemoError> {
-        Ok(match self.entry.crate_name.as_str() {
-            "welcome-email" => sent_emails(&ministack_url(), &self.local.sender)
-                .await?
-                .iter()
-                .map(|e| format!("{} | {}", e.to.join(","), e.subject))
-                .collect(),
-            "crm-sync" => drain_queue(&aws_sdk_sqs::Client::new(&self.aws), &self.local.crm_queue)
-                .await?
-                .iter()
-                .filter_map(|body| serde_json::from_str::<Value>(body).ok())
-                .map(|e| {
-                    e["detail"]["idempotencyKey"]
-                        .as_str()
-                        .unwrap_or("?")
-                        .to_owned()
-                })
-                .collect(),
-            "search-warm" => self
-                .local
-                .search
-                .documents("users")
-                .iter()
-                // The item's version, which the document carries.
-                .map(|(id, _, source)| {
-                    format!(
-                        "{id} v{} {}",
-                        source["version"].as_u64().unwrap_or_default(),
-                        source["plan"].as_str().unwrap_or("?")
-                    )
-                })
-                .collect(),
-            _ => {
-                let rows = crate::demo::run::scan(
-                    &aws_sdk_dynamodb::Client::new(&self.aws),
-                    &self.local.audit_table,
-                )
-                .await?;
-                let text = |row: &HashMap<String, AttributeValue>, name: &str| {
-                    row.get(name)
-                        .and_then(|v| v.as_s().ok())
-                        .cloned()
-                        .unwrap_or_default()
-                };
-                // A row per stream record: named by its user and event, so a second row for
-                // one record shows as a repeat.
-                rows.iter()
-                    .map(|row| format!("{} {}", text(row, "userId"), text(row, "eventName")))
-                    .collect()
-            }
-        })
+        let ministack = ministack_url();
+        let places = EffectPlaces {
+            ministack: &ministack,
+            sender: &self.local.sender,
+            crm_queue: &self.local.crm_queue,
+            audit_table: &self.local.audit_table,
+            ledger_table: &self.local.ledger_table,
+            search: &self.local.search,
+        };
+        self.consumer.read_effects(&self.aws, &places).await
     }
 
     /// `fanout-ops redrive` of this consumer, run as an operator runs it: its function behind a
@@ -888,9 +891,9 @@ impl Rig {
         let lambda = fanout_esm::LocalLambdaApi::start(self.hosts.clone()).await?;
         let mut args = vec![
             "redrive".to_owned(),
-            self.entry.crate_name.clone(),
+            self.consumer.entry.crate_name.clone(),
             "--function-name".to_owned(),
-            self.entry.crate_name.clone(),
+            self.consumer.entry.crate_name.clone(),
             "--dlq-url".to_owned(),
             self.dlq_url.clone(),
         ];
@@ -953,13 +956,12 @@ struct GivenUp {
 
 /// Runs one scenario for one consumer and counts what happened.
 pub async fn run_row(
-    entry: ConsumerEntry,
+    consumer: Described,
     scenario: &Scenario,
     functions_dir: &Path,
     log_dir: &Path,
 ) -> Result<Row, DemoError> {
-    let consumer = entry.crate_name.clone();
-    let mut rig = Rig::new(entry, scenario, functions_dir, log_dir).await?;
+    let mut rig = Rig::new(consumer, scenario, functions_dir, log_dir).await?;
     match &scenario.drive {
         Drive::Writes | Drive::Overlapping => {
             rig.standard_writes().await?;
@@ -968,11 +970,19 @@ pub async fn run_row(
         Drive::KillWhenHeld => {
             rig.standard_writes().await?;
             let held_proxy = match scenario.faults.first() {
-                Some((_, RuleFor::Effect(..))) => match effect_call(&consumer).0 {
-                    Upstream::Dynamodb => "dynamodb",
-                    Upstream::Services => "services",
-                    Upstream::Search => "search",
-                },
+                Some((_, RuleFor::Effect(..))) => {
+                    match rig
+                        .consumer
+                        .descriptor
+                        .effect_call
+                        .as_ref()
+                        .map(|c| c.upstream)
+                    {
+                        Some(Upstream::Services) => "services",
+                        Some(Upstream::Search) => "search",
+                        Some(Upstream::Dynamodb) | None => "dynamodb",
+                    }
+                }
                 _ => "dynamodb",
             };
             let host = Arc::clone(&rig.hosts[0]);
@@ -1044,7 +1054,7 @@ pub async fn run_row(
         .lines()
         .filter(|line| line.contains("\"level\":\"ERROR\""))
         .count();
-    let expected = scenario.expect.effects(&consumer);
+    let expected = scenario.expect.effects(&rig.consumer);
     let made: BTreeSet<String> = made_list
         .iter()
         .filter(|e| expected.contains(*e))
@@ -1073,7 +1083,7 @@ pub async fn run_row(
     );
     Ok(Row {
         scenario: scenario.name.to_owned(),
-        consumer,
+        consumer: rig.consumer.entry.crate_name.clone(),
         expected: expected.len(),
         made: made.len(),
         in_dlq,

@@ -10,19 +10,25 @@
 use std::sync::Arc;
 
 use fanout_devstack::demo::DemoOptions;
+use fanout_devstack::observe::Described;
 use fanout_devstack::reliability::{Drive, Row, Timing, run_row, scenarios, table};
 use fanout_esm::MappingSettings;
-use fanout_registry::ConsumerEntry;
+use fanout_registry::descriptor::ObservedIn;
 
 /// The documented windows (README "Reliability"): how many repeats a scenario may make for a
 /// consumer, from that consumer's deployed settings. Every other row must double nothing.
 ///
 /// Only consumers whose effect the ledger guards (`ledgerEffects`: an email, a CRM event) have
-/// windows; the others' targets absorb a repeat (a versioned document, a conditional row).
-fn documented_window(scenario: &str, consumer: &ConsumerEntry, expected_effects: usize) -> usize {
-    if consumer.settings["ledgerEffects"] != true {
+/// windows; the others' targets absorb a repeat (a versioned document, a conditional row). A
+/// consumer observed only through its ledger entries shows no repeat of its call (descriptor
+/// `observed-in = "ledger"`), so none is counted for it.
+fn documented_window(scenario: &str, consumer: &Described, expected_effects: usize) -> usize {
+    if consumer.entry.settings["ledgerEffects"] != true
+        || consumer.descriptor.observed_in == ObservedIn::Ledger
+    {
         return 0;
     }
+    let consumer = &consumer.entry;
     let retries = MappingSettings::from_json(consumer.event_source_mapping())
         .expect("the registry's mapping settings parse")
         .maximum_retry_attempts as usize;
@@ -50,15 +56,13 @@ async fn every_fault_scenario_loses_nothing_and_doubles_only_in_its_documented_w
     let options = DemoOptions::default();
     let log_dir = options.functions_dir.join("../reliability-logs");
     std::fs::create_dir_all(&log_dir).unwrap();
-    let consumers = fanout_testkit::registry::consumers().unwrap();
+    let consumers = Described::all().unwrap();
     // Rows run at once (most of a row is waiting), a few at a time so the local servers keep up.
     let limit = Arc::new(tokio::sync::Semaphore::new(8));
     let mut tasks = Vec::new();
     for scenario in scenarios() {
         for consumer in &consumers {
-            if !scenario.consumers.is_empty()
-                && !scenario.consumers.contains(&consumer.crate_name.as_str())
-            {
+            if !scenario.applies_to(consumer) {
                 continue;
             }
             let (scenario, consumer) = (scenario.clone(), consumer.clone());
@@ -69,7 +73,7 @@ async fn every_fault_scenario_loses_nothing_and_doubles_only_in_its_documented_w
             );
             tasks.push(tokio::spawn(async move {
                 let _permit = limit.acquire_owned().await.unwrap();
-                let name = format!("{} / {}", scenario.name, consumer.crate_name);
+                let name = format!("{} / {}", scenario.name, consumer.entry.crate_name);
                 let outcome = run_row(consumer.clone(), &scenario, &functions, &logs)
                     .await
                     .map_err(|e| e.to_string());

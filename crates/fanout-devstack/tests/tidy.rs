@@ -383,3 +383,84 @@ fn deployment_names_agree_across_the_two_languages() {
         "/fanout/dev/consumers/crm-sync"
     );
 }
+
+/// Product and tool code (tests and `#[cfg(test)]` units aside) under `dir` with `extension`.
+fn sources(dir: &Path, extension: &str, found: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if path.is_dir() {
+            if !matches!(
+                name.as_str(),
+                "tests" | "node_modules" | "target" | "cdk.out" | "dist"
+            ) {
+                sources(&path, extension, found);
+            }
+        } else if path.extension().is_some_and(|e| e == extension) {
+            found.push(path);
+        }
+    }
+}
+
+/// What differs between consumers lives in each one's registry entry and crate (its code and
+/// its descriptor, `[package.metadata.fanout]`): no code elsewhere switches on a consumer's
+/// name, so a fifth consumer needs no edit outside its folder, its registry file and its
+/// CODEOWNERS line. A match arm, a `case` or an equality test on a registered crate or stack
+/// name counts; each consumer's own crate may name itself.
+#[test]
+fn no_code_switches_on_a_consumer_name_outside_its_own_crate() {
+    let consumers = fanout_testkit::registry::consumers().unwrap();
+    let mut files = Vec::new();
+    sources(&root().join("crates"), "rs", &mut files);
+    for dir in ["infra/lib", "infra/bin"] {
+        sources(&root().join(dir), "ts", &mut files);
+    }
+    assert!(files.len() > 20, "found only {} source files", files.len());
+    let mut switches = Vec::new();
+    for file in &files {
+        let relative = file
+            .strip_prefix(root())
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let text = std::fs::read_to_string(file).unwrap();
+        // A file's test unit may name consumers as data.
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        for consumer in &consumers {
+            if relative.starts_with(&format!("crates/{}/", consumer.crate_name)) {
+                continue;
+            }
+            for name in [&consumer.crate_name, &consumer.name] {
+                for quote in ['"', '\''] {
+                    let quoted = format!("{quote}{name}{quote}");
+                    let shapes = [
+                        format!("{quoted} =>"),
+                        format!("{quoted} |"),
+                        format!("| {quoted}"),
+                        format!("case {quoted}"),
+                        format!("== {quoted}"),
+                        format!("!= {quoted}"),
+                        format!("=== {quoted}"),
+                        format!("!== {quoted}"),
+                        format!("{quoted} =="),
+                        format!("{quoted} !="),
+                    ];
+                    for (n, line) in code.lines().enumerate() {
+                        if shapes.iter().any(|shape| line.contains(shape.as_str())) {
+                            switches.push(format!("{relative}:{}: {}", n + 1, line.trim()));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        switches.is_empty(),
+        "code switching on a consumer's name outside its crate (say it in the consumer's \
+         registry entry or descriptor instead):\n{}",
+        switches.join("\n")
+    );
+}

@@ -3,10 +3,12 @@
 //! demo, the operations tool, the Makefile and the tests all read their consumer list from it,
 //! so a new consumer is a crate folder and one file there.
 //!
-//! [`names`] holds the names a deployment (and its stage) gives its stacks and SSM parameters.
+//! [`descriptor`] reads what each consumer's crate says of its effects for the demo and the
+//! tests (`[package.metadata.fanout]`). [`names`] holds the names a deployment (and its stage) gives its stacks and SSM parameters.
 //!
 //! **Architecture invariant:** a leaf: it depends on no crate of the workspace.
 
+pub mod descriptor;
 pub mod names;
 
 use std::path::{Path, PathBuf};

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use fanout_registry::ConsumerEntry;
+use fanout_registry::descriptor::ObservedIn;
 use fanout_registry::names::{Parameter, Stage};
 use fanout_testkit::search_standin::SearchStandIn;
 
@@ -13,6 +14,7 @@ use super::run::{
     DemoError, DemoReport, Observed, Targets, apply, check, kinesis_readers, observe,
 };
 use super::scenario::Scenario;
+use crate::observe::Described;
 
 /// What a deployment exposes, looked up.
 #[derive(Debug, Clone)]
@@ -23,6 +25,8 @@ pub struct Deployment {
     pub functions: BTreeMap<String, String>,
     /// The consumers registered with `source: kinesis`.
     pub kinesis_readers: Vec<String>,
+    /// The deployed consumers, each with its descriptor.
+    pub consumers: Vec<Described>,
 }
 
 /// An SSM parameter's value.
@@ -108,13 +112,19 @@ impl Deployment {
             },
             functions,
             kinesis_readers: kinesis_readers(consumers),
+            consumers: consumers
+                .iter()
+                .cloned()
+                .map(Described::new)
+                .collect::<Result<_, _>>()?,
         })
     }
 }
 
 /// Writes the scenario to the deployed `Users` table and waits, at most `wait` per phase,
 /// until the deployed consumers have made the expected effects. Between phases it waits until
-/// audit-log (which takes every record) has caught up with the writes so far. Once the
+/// the consumers observed in the audit table (a row per record) have caught up with the writes
+/// so far. Once the
 /// expectations hold it watches a few seconds more, so a late duplicate is still seen.
 ///
 /// Redelivery of a batch (`redeliverFirstBatch`) is the local mapping's to emulate; here the
@@ -130,6 +140,7 @@ pub async fn run_deployed(
     let dynamodb = aws_sdk_dynamodb::Client::new(aws);
     let mut report = DemoReport {
         phases: Vec::new(),
+        consumers: deployment.consumers.clone(),
         kinesis_readers: deployment.kinesis_readers.clone(),
         observed: Observed::default(),
         redeliveries: Vec::new(),
@@ -147,9 +158,20 @@ pub async fn run_deployed(
         }
         let deadline = Instant::now() + wait;
         loop {
-            observe(aws, search, &deployment.targets, &mut report.observed).await?;
-            let rows: usize = report.observed.audit_rows.values().sum();
-            if rows >= writes || Instant::now() > deadline {
+            observe(
+                aws,
+                search,
+                &deployment.targets,
+                &report.consumers,
+                &mut report.observed,
+            )
+            .await?;
+            let caught_up = report
+                .consumers
+                .iter()
+                .filter(|c| c.descriptor.observed_in == ObservedIn::AuditTable)
+                .all(|c| report.observed.effects.of(&c.entry.crate_name).len() >= writes);
+            if caught_up || Instant::now() > deadline {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
@@ -157,8 +179,15 @@ pub async fn run_deployed(
     }
     let deadline = Instant::now() + wait;
     loop {
-        observe(aws, search, &deployment.targets, &mut report.observed).await?;
-        report.checks = check(scenario, &report);
+        observe(
+            aws,
+            search,
+            &deployment.targets,
+            &report.consumers,
+            &mut report.observed,
+        )
+        .await?;
+        report.checks = check(&report);
         if report.passed() || Instant::now() > deadline {
             break;
         }
@@ -166,8 +195,15 @@ pub async fn run_deployed(
     }
     if report.passed() {
         tokio::time::sleep(Duration::from_secs(3)).await;
-        observe(aws, search, &deployment.targets, &mut report.observed).await?;
-        report.checks = check(scenario, &report);
+        observe(
+            aws,
+            search,
+            &deployment.targets,
+            &report.consumers,
+            &mut report.observed,
+        )
+        .await?;
+        report.checks = check(&report);
     }
     report.elapsed = started.elapsed();
     Ok(report)

@@ -22,37 +22,17 @@ impl fmt::Display for DemoReport {
         }
         writeln!(f)?;
         let o = &self.observed;
-        writeln!(
-            f,
-            "welcome-email  {} email(s) in the SES outbox",
-            o.emails.len()
-        )?;
-        for email in &o.emails {
-            writeln!(f, "               to {email}")?;
+        for consumer in &self.consumers {
+            let name = &consumer.entry.crate_name;
+            let effects = o.effects.of(name);
+            writeln!(
+                f,
+                "{name:<14} {} {}: {}",
+                effects.len(),
+                consumer.descriptor.observed_in.describe(),
+                effects.join(", ")
+            )?;
         }
-        writeln!(
-            f,
-            "crm-sync       {} event(s) on the CRM bus: {}",
-            o.crm_events.len(),
-            o.crm_events.join(" ")
-        )?;
-        writeln!(
-            f,
-            "search-warm    {} document(s) in the search stand-in (not OpenSearch): {}",
-            o.search_documents.len(),
-            o.search_documents.join(", ")
-        )?;
-        let rows: usize = o.audit_rows.values().sum();
-        let per_user: Vec<String> = o
-            .audit_rows
-            .iter()
-            .map(|(u, n)| format!("{u}:{n}"))
-            .collect();
-        writeln!(
-            f,
-            "audit-log      {rows} row(s) in UserAudit: {}",
-            per_user.join(" ")
-        )?;
         writeln!(f)?;
         for redelivery in &self.redeliveries {
             writeln!(

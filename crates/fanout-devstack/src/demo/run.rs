@@ -2,22 +2,22 @@
 //! consumer's real binary behind a Runtime API host, and a local event source mapping per
 //! consumer with its deployed settings. Then reads back from the services what happened.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use fanout_esm::{Invoke, InvokeError, LocalMapping, MappingSettings, RuntimeApiHost};
-use fanout_registry::{self as registry, ConsumerEntry};
+use fanout_registry::ConsumerEntry;
 use fanout_testkit::queues::drain_queue;
 use fanout_testkit::resources::create_queue;
 use fanout_testkit::search_standin::SearchStandIn;
-use fanout_testkit::ses_outbox::sent_emails;
 use fanout_testkit::{local_sdk_config, ministack_url};
 use serde_json::Value;
 
 use super::scenario::{Scenario, UserWrite};
+use crate::observe::{Described, EffectPlaces, Effects, scan};
 use crate::wiring::{
     LocalTargets, function_config, on_failure_bucket, on_failure_objects, record_shape,
 };
@@ -67,13 +67,11 @@ pub struct DlqContents {
     pub on_failure: usize,
 }
 
-/// Everything the demo read back, per target.
+/// Everything the demo read back.
 #[derive(Debug, Clone, Default)]
 pub struct Observed {
-    pub emails: Vec<String>,
-    pub crm_events: Vec<String>,
-    pub search_documents: Vec<String>,
-    pub audit_rows: BTreeMap<String, usize>,
+    /// Each consumer's effects, one line each, as its descriptor says they read.
+    pub effects: Effects,
     /// By consumer crate name.
     pub dlqs: BTreeMap<String, DlqContents>,
     /// `(key, status)` of every ledger entry.
@@ -107,6 +105,8 @@ pub struct Redelivery {
 #[derive(Debug, Clone)]
 pub struct DemoReport {
     pub phases: Vec<String>,
+    /// The consumers it ran, each with its descriptor, in registry order.
+    pub consumers: Vec<Described>,
     /// Consumers registered with `source: kinesis`: their records arrive as Kinesis records.
     pub kinesis_readers: Vec<String>,
     pub observed: Observed,
@@ -185,7 +185,8 @@ pub async fn run(scenario: &Scenario, options: &DemoOptions) -> Result<DemoRepor
     let mut consumers = Vec::new();
     let mut dlqs = BTreeMap::new();
     let mut on_failure_buckets = BTreeMap::new();
-    for entry in registry::consumers()? {
+    let described = Described::all()?;
+    for Described { entry, .. } in described.clone() {
         let dlq_url = create_queue(&sqs, &named(&format!("{}-dlq", entry.crate_name))).await?;
         let log = options
             .log_dir
@@ -225,6 +226,7 @@ pub async fn run(scenario: &Scenario, options: &DemoOptions) -> Result<DemoRepor
 
     let mut report = DemoReport {
         phases: Vec::new(),
+        consumers: described,
         kinesis_readers: kinesis_readers(consumers.iter().map(|w| &w.entry)),
         observed: Observed::default(),
         redeliveries: Vec::new(),
@@ -258,8 +260,15 @@ pub async fn run(scenario: &Scenario, options: &DemoOptions) -> Result<DemoRepor
         dlqs,
         on_failure_buckets,
     };
-    observe(&aws, &local.search, &targets, &mut report.observed).await?;
-    report.checks = check(scenario, &report);
+    observe(
+        &aws,
+        &local.search,
+        &targets,
+        &report.consumers,
+        &mut report.observed,
+    )
+    .await?;
+    report.checks = check(&report);
     report.elapsed = started.elapsed();
     Ok(report)
 }
@@ -339,41 +348,21 @@ pub async fn observe(
     aws: &aws_config::SdkConfig,
     search: &SearchStandIn,
     targets: &Targets,
+    consumers: &[Described],
     observed: &mut Observed,
 ) -> Result<(), DemoError> {
     let dynamodb = aws_sdk_dynamodb::Client::new(aws);
     let sqs = aws_sdk_sqs::Client::new(aws);
-    observed.emails = sent_emails(&ministack_url_for(aws), &targets.sender)
-        .await?
-        .iter()
-        .map(|e| format!("{} | {}", e.to.join(","), e.subject))
-        .collect();
-    for body in drain_queue(&sqs, &targets.crm_queue).await? {
-        let event: Value = serde_json::from_str(&body)?;
-        observed.crm_events.push(format!(
-            "{}({})",
-            event["detail-type"].as_str().unwrap_or("?"),
-            event["detail"]["userId"].as_str().unwrap_or("?")
-        ));
-    }
-    observed.search_documents = search
-        .documents("users")
-        .iter()
-        // The item's version, which the document carries (its own is a DocumentVersion).
-        .map(|(id, _, source)| {
-            format!(
-                "{id} v{} {}",
-                source["version"].as_u64().unwrap_or_default(),
-                source["plan"].as_str().unwrap_or("?")
-            )
-        })
-        .collect();
-    observed.audit_rows.clear();
-    for row in scan(&dynamodb, &targets.audit_table).await? {
-        if let Some(AttributeValue::S(user)) = row.get("userId") {
-            *observed.audit_rows.entry(user.clone()).or_default() += 1;
-        }
-    }
+    let ministack = ministack_url_for(aws);
+    let places = EffectPlaces {
+        ministack: &ministack,
+        sender: &targets.sender,
+        crm_queue: &targets.crm_queue,
+        audit_table: &targets.audit_table,
+        ledger_table: &targets.ledger_table,
+        search,
+    };
+    observed.effects.read(consumers, aws, &places).await?;
     for (consumer, url) in &targets.dlqs {
         let contents = observed.dlqs.entry(consumer.clone()).or_default();
         for body in drain_queue(&sqs, url).await? {
@@ -416,36 +405,13 @@ fn ministack_url_for(aws: &aws_config::SdkConfig) -> String {
     aws.endpoint_url().unwrap_or_default().to_owned()
 }
 
-pub async fn scan(
-    dynamodb: &aws_sdk_dynamodb::Client,
-    table: &str,
-) -> Result<Vec<HashMap<String, AttributeValue>>, DemoError> {
-    let mut items = Vec::new();
-    let mut start = None;
-    loop {
-        let page = dynamodb
-            .scan()
-            .table_name(table)
-            .consistent_read(true)
-            .set_exclusive_start_key(start)
-            .send()
-            .await?;
-        items.extend(page.items.unwrap_or_default());
-        start = page.last_evaluated_key;
-        if start.is_none() {
-            return Ok(items);
-        }
-    }
-}
-
 fn sorted(mut items: Vec<String>) -> Vec<String> {
     items.sort();
     items
 }
 
-/// The scenario's expectations against what a run found.
-pub fn check(scenario: &Scenario, report: &DemoReport) -> Vec<Check> {
-    let expect = &scenario.expect;
+/// Each consumer's expectations of the demo (its descriptor's) against what a run found.
+pub fn check(report: &DemoReport) -> Vec<Check> {
     let observed = &report.observed;
     let mut checks = Vec::new();
     let mut compare = |what: String, expected: String, found: String| {
@@ -460,28 +426,27 @@ pub fn check(scenario: &Scenario, report: &DemoReport) -> Vec<Check> {
             },
         });
     };
-    compare(
-        "welcome-email: exactly the expected emails, each once".to_owned(),
-        format!("{:?}", sorted(expect.emails.clone())),
-        format!("{:?}", sorted(observed.emails.clone())),
-    );
-    compare(
-        "crm-sync: exactly the expected CRM events, each once".to_owned(),
-        format!("{:?}", sorted(expect.crm_events.clone())),
-        format!("{:?}", sorted(observed.crm_events.clone())),
-    );
-    compare(
-        "search-warm: the index holds the latest version of each user".to_owned(),
-        format!("{:?}", sorted(expect.search_documents.clone())),
-        format!("{:?}", sorted(observed.search_documents.clone())),
-    );
-    compare(
-        "audit-log: one row per stream record".to_owned(),
-        format!("{:?}", expect.audit_rows),
-        format!("{:?}", observed.audit_rows),
-    );
+    let parked_expected = |consumer: &str| {
+        report
+            .consumers
+            .iter()
+            .find(|c| c.entry.crate_name == consumer)
+            .map(|c| c.descriptor.effects.demo_parked.clone())
+            .unwrap_or_default()
+    };
+    for consumer in &report.consumers {
+        let name = &consumer.entry.crate_name;
+        compare(
+            format!(
+                "{name}: exactly the expected effects ({}), each as often as expected",
+                consumer.descriptor.observed_in.describe()
+            ),
+            format!("{:?}", sorted(consumer.descriptor.effects.demo.clone())),
+            format!("{:?}", sorted(observed.effects.of(name).to_vec())),
+        );
+    }
     for (consumer, contents) in &observed.dlqs {
-        let expected = sorted(expect.parked.get(consumer).cloned().unwrap_or_default());
+        let expected = sorted(parked_expected(consumer));
         let found = sorted(
             contents
                 .parked
