@@ -18,13 +18,15 @@ OPS := target/debug/fanout-ops
 # unifies other features and rebuilds shared dependencies (minutes, with the AWS SDK).
 BUILD := cargo build --quiet --workspace --all-targets
 
-.PHONY: help prerequisites toolchain tools tools-arm64 bench test test-rust test-unit test-consumer test-infra lint demo synth deploy diff package e2e reliability-table reconcile-scale
+.PHONY: help prerequisites toolchain tools tools-arm64 bench test test-rust test-unit test-consumer new-consumer test-scaffold test-infra lint demo synth deploy diff package e2e reliability-table reconcile-scale
 
 help:
 	@echo "make demo                  run the whole fan-out on the local stack and show what each consumer did"
 	@echo "make test                  run every test (installs what it needs into $(TOOLS)/ and infra/node_modules)"
 	@echo "make test-unit             the hermetic tests only: no server"
 	@echo "make test-consumer C=<crate>  one consumer's Rust tests and its stack's infra tests"
+	@echo "make new-consumer NAME=<crate> TEAM=@org/team [TARGET=none]  write a new consumer: its folder, registry file and CODEOWNERS lines"
+	@echo "make test-scaffold         make new-consumer in a scratch clone, proven by make test-consumer, the demo and the fault scenarios"
 	@echo "make e2e                   deploy the real CDK app into a local AWS (ministack), prove it, tear it down"
 	@echo "make synth [ARCH=x86_64]   build the Lambda binaries (arm64 unless ARCH says) and synthesize every stack"
 	@echo "make deploy STACK=<name> [STAGE=<s>]  check its prerequisites, build and deploy one stack (FanoutTables, or a consumer's stack)"
@@ -96,7 +98,7 @@ tools: $(TOOLS)/.toolchain $(TOOLS)/.dynamodb-local-$(DYNAMODB_LOCAL_VERSION) $(
 ## Tests. `make test` runs everything: lint, the CDK app (assertions, IAM walk, cdk-nag,
 ## cfn-lint, parliament), then Rust: hermetic unit/doc tests and the integration tests against
 ## the local stack. Rust runs last so its summary closes the run.
-test: tools lint test-infra test-rust
+test: tools lint test-infra test-rust test-scaffold
 
 # The templates are linted as synthesized env-agnostic and for a concrete account and region
 # (what the CDK CLI does): cfn-lint both, parliament over every IAM policy of the concrete one.
@@ -137,7 +139,23 @@ test-consumer: tools infra/node_modules/.installed $(NEXTEST_BIN)
 	@test -n "$(C)" -a -f "infra/consumers/$(C).json" || { echo "usage: make test-consumer C=<crate>, one of: $$(ls infra/consumers | sed 's/\.json$$//' | tr '\n' ' ')"; exit 2; }
 	$(BUILD)
 	cd infra && FANOUT_CONSUMER=$(C) npm test
-	$(LOCAL) with -- $(NEXTEST) run -p $(C) --no-fail-fast
+	$(LOCAL) with -- $(NEXTEST) run --workspace -E 'package($(C))' --no-fail-fast
+
+## A new consumer (crates/fanout-devstack/src/scaffold.rs): crates/NAME, infra/consumers/NAME.json
+## and its CODEOWNERS lines, formatted. Then `make test-consumer C=NAME`.
+TARGET ?= none
+new-consumer: $(TOOLS)/.toolchain
+	@test -n "$(NAME)" -a -n "$(TEAM)" || { echo "usage: make new-consumer NAME=<crate> TEAM=@org/team [TARGET=none]"; exit 2; }
+	cargo build --quiet -p fanout-devstack --bin fanout-local
+	$(LOCAL) new-consumer --name "$(NAME)" --team "$(TEAM)" --target "$(TARGET)"
+	cargo fmt -p "$(NAME)"
+	@echo "next: make test-consumer C=$(NAME), then write its effect (README \"Adding a consumer\")"
+
+## The scaffold proven: make new-consumer in a scratch clone of HEAD, then make test-consumer
+## (timed), git status, the demo and the reliability scenarios there
+## (crates/fanout-devstack/scripts/test-scaffold.sh; SCAFFOLD_E2E=1 adds make e2e).
+test-scaffold: tools infra/node_modules/.installed $(NEXTEST_BIN)
+	NEXTEST_BIN=$(NEXTEST_BIN) crates/fanout-devstack/scripts/test-scaffold.sh
 
 ## The fault scenarios again, rewriting README's reliability table from this run (the test
 ## fails while page and run disagree).

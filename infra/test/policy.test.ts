@@ -138,7 +138,11 @@ for (const { label, built: synthesized, allStacks } of syntheses) describe(`oper
         }
       }
     }
-    assert.deepEqual([...granted].sort(), [...OPS_ACTIONS].sort(), 'every action fanout-ops calls is granted');
+    // One team's run (FANOUT_CONSUMER) synthesizes its stack alone: the other stacks' grants
+    // are not there to complete the set.
+    if (!process.env.FANOUT_CONSUMER) {
+      assert.deepEqual([...granted].sort(), [...OPS_ACTIONS].sort(), 'every action fanout-ops calls is granted');
+    }
   });
 
   it("a consumer's policy names only its own resources", () => {

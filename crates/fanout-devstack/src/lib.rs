@@ -8,6 +8,7 @@
 //! - [`observe`]: each consumer's effects read back where its descriptor says they land.
 //! - [`demo`]: `make demo`'s scenario (data), its runner and its report; also run against a
 //!   deployed fanout.
+//! - [`scaffold`]: `make new-consumer`: a consumer's folder, registry file and CODEOWNERS lines.
 //! - [`e2e`]: `make e2e`: the CDK app deployed into ministack as a local AWS, and proven.
 //!
 //! **Architecture invariant:** no Lambda binary links this crate, and it links no consumer:
@@ -18,6 +19,7 @@ pub mod demo;
 pub mod e2e;
 pub mod observe;
 pub mod reliability;
+pub mod scaffold;
 pub mod servers;
 pub mod session;
 pub mod wiring;

@@ -5,6 +5,7 @@ use std::process::{Command, ExitCode};
 
 use clap::{Parser, Subcommand};
 use fanout_devstack::demo::{self, DemoOptions, Scenario};
+use fanout_devstack::scaffold::NewConsumer;
 use fanout_devstack::servers::LocalStack;
 use fanout_devstack::{e2e, session};
 
@@ -62,6 +63,19 @@ enum Verb {
     },
     /// Print the crate name of every registered consumer (infra/consumers/), one a line.
     Consumers,
+    /// Write a new consumer: crates/NAME (lib, main, tests, descriptor), infra/consumers/NAME.json
+    /// and its CODEOWNERS lines. `make new-consumer` runs it.
+    NewConsumer {
+        /// The crate name, lowercase words joined by '-' (plan-metrics).
+        #[arg(long)]
+        name: String,
+        /// The owning team, as CODEOWNERS names it (@org/team).
+        #[arg(long)]
+        team: String,
+        /// What its effect calls; `none`: the effect is yours to write.
+        #[arg(long, default_value = "none")]
+        target: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -88,6 +102,14 @@ fn main() -> ExitCode {
             .map(|all| {
                 for consumer in all {
                     println!("{}", consumer.crate_name);
+                }
+            })
+            .map_err(Into::into),
+        Verb::NewConsumer { name, team, target } => NewConsumer::new(&name, &team, &target)
+            .and_then(|consumer| consumer.write(&fanout_registry::workspace_root()))
+            .map(|written| {
+                for path in written {
+                    println!("wrote {}", path.display());
                 }
             })
             .map_err(Into::into),

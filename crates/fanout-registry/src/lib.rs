@@ -15,14 +15,25 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-/// The workspace root (this crate lives at `crates/fanout-registry`).
+/// The workspace root: the nearest directory at or above the current one that holds a
+/// `Cargo.toml` and `infra/consumers/`, so a copy of the workspace (a scratch clone, a
+/// second checkout sharing one target directory) reads its own registry; else the one this
+/// crate was built in (it lives at `crates/fanout-registry`).
 pub fn workspace_root() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest
-        .ancestors()
-        .nth(2)
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| manifest.to_path_buf())
+    let here = std::env::current_dir().ok();
+    let found = here.as_deref().and_then(|dir| {
+        dir.ancestors()
+            .find(|d| d.join("Cargo.toml").is_file() && d.join("infra/consumers").is_dir())
+            .map(Path::to_path_buf)
+    });
+    found.unwrap_or_else(|| {
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+        manifest
+            .ancestors()
+            .nth(2)
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| manifest.to_path_buf())
+    })
 }
 
 /// `infra/consumers/` could not be read as a registry.

@@ -58,7 +58,7 @@ pub struct UserRow {
 impl Scenario {
     /// The scenario `make demo` runs.
     pub fn default_path() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/demo.json")
+        fanout_registry::workspace_root().join("crates/fanout-devstack/scenarios/demo.json")
     }
 
     pub fn load(path: &Path) -> Result<Self, ScenarioError> {
