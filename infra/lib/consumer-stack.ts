@@ -4,7 +4,8 @@ import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
 import { AlarmTopics } from './alarm-topics';
 import { context } from './deployment';
-import { ConsumerSettings } from './settings';
+import { ConsumerSettings, STREAM_RETENTION_SECONDS } from './settings';
+import { kinesisRetentionHours } from './tables-stack';
 import { ParameterKey, consumerParameterName, parameterName } from './names';
 import { OperatorPolicy, WildcardReason } from './operator-policy';
 import { StreamConsumer } from './stream-consumer';
@@ -47,6 +48,16 @@ export class ConsumerStack extends cdk.Stack {
 
   constructor(scope: Construct, id: string, props: ConsumerStackProps) {
     super(scope, id, props);
+    // A ledger entry must outlive every record its source can still deliver (a redrive, a
+    // redelivery): else that record's effect, or its parking, happens again. The Kinesis
+    // stream keeps records as long as the deployment says (fanout:usersKinesisRetentionHours).
+    const { ledger, source, crate } = props.settings;
+    const sourceHours = source === 'kinesis' ? kinesisRetentionHours(this) : STREAM_RETENTION_SECONDS / 3600;
+    if (ledger.retentionDays * 24 <= sourceHours) {
+      throw new Error(
+        `infra/consumers/${crate}.json: ledger.retentionDays ${ledger.retentionDays} must outlive its source (${source} keeps records ${sourceHours} h): at least ${Math.floor(sourceHours / 24) + 1}`,
+      );
+    }
     const { alarms } = props.settings;
     this.alarmTopics = new AlarmTopics(this, 'Alarms', {
       owner: props.settings.crate,

@@ -13,7 +13,7 @@ import { consumerManifest, WORKSPACE_ROOT } from '../lib/stream-consumer';
 import { cdkJsonContext, EXAMPLE_CONTEXT, loadSettings, REGISTRY_DIR } from '../lib/settings';
 
 /** The shipped registry plus one consumer, `Reporter`, that exists only in this test. */
-function registryWithReporter(): string {
+function registryWithReporter(overrides: Record<string, unknown> = {}): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fanout-registry-'));
   for (const file of fs.readdirSync(REGISTRY_DIR)) fs.copyFileSync(path.join(REGISTRY_DIR, file), path.join(dir, file));
   const template = JSON.parse(fs.readFileSync(path.join(REGISTRY_DIR, 'crm-sync.json'), 'utf8'));
@@ -27,6 +27,7 @@ function registryWithReporter(): string {
       optional: ['MAX_CONCURRENCY', 'STREAM_VIEW_TYPE', 'LEDGER_RETENTION_HOURS'],
       fromContext: { REPORT_BUS: 'crmEventBusName' },
     },
+    ...overrides,
   };
   fs.writeFileSync(path.join(dir, 'reporter.json'), JSON.stringify(reporter));
   return dir;
@@ -69,6 +70,23 @@ describe('a fifth consumer declared only in the registry', () => {
       ...Annotations.fromStack(stack).findWarning('*', Match.stringLikeRegexp('AwsSolutions-.*')),
     ];
     assert.deepEqual(findings.map((f) => f.entry.data), []);
+  });
+});
+
+describe("a ledger entry outlives its consumer's source", () => {
+  const synth = (overrides: Record<string, unknown>, extra: Record<string, string> = {}) => () => {
+    const app = new cdk.App({ context: { ...cdkJsonContext(), ...EXAMPLE_CONTEXT, ...extra, 'aws:cdk:bundling-stacks': [] } });
+    buildApp(app, { account: '111111111111', region: 'eu-west-1' }, registryWithReporter(overrides));
+  };
+  const kinesis = { source: 'kinesis', sourceWhy: 'test', ledger: { retentionDays: 2, why: 'test' } };
+
+  it('a Kinesis consumer keeping entries 2 days under the 7-day stream is refused, with the floor', () => {
+    assert.throws(synth(kinesis), /reporter\.json: ledger\.retentionDays 2 must outlive its source \(kinesis keeps records 168 h\): at least 8/);
+  });
+
+  it('the same consumer passes once the stream keeps records 24 h, as a DynamoDB-stream consumer does at 2 days', () => {
+    assert.doesNotThrow(synth(kinesis, { 'fanout:usersKinesisRetentionHours': '24' }));
+    assert.doesNotThrow(synth({ ledger: { retentionDays: 2, why: 'test' } }));
   });
 });
 

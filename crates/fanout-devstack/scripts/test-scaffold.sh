@@ -5,7 +5,8 @@
 # package cargo adds to Cargo.lock), and the demo and the reliability scenarios run it with
 # the shipped consumers. SCAFFOLD_E2E=1 also runs `make e2e` there (it deploys every
 # registered consumer's stack, the new one too). The clone shares this checkout's target
-# directory and tools, so only the new crate compiles.
+# directory and tools, so only the new crate compiles; it installs the CDK app's packages of
+# its own (npm ci empties a node_modules it is given through a link).
 set -euo pipefail
 root=$(pwd)
 name=plan-metrics
@@ -14,7 +15,6 @@ trap 'rm -rf "$work"' EXIT
 scratch=$work/p
 git clone -q "$root" "$scratch"
 ln -s "$root/.tools" "$scratch/.tools"
-ln -s "$root/infra/node_modules" "$scratch/infra/node_modules"
 ln -s "$root/target" "$scratch/target"
 cd "$scratch"
 
