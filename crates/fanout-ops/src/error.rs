@@ -9,7 +9,9 @@ pub enum OpsError {
     Context(String),
     #[error(transparent)]
     Registry(#[from] fanout_registry::RegistryError),
-    #[error("no stack {stack}: the app has FanoutTables and the consumer stacks {known}")]
+    #[error(
+        "no stack {stack}: the app has FanoutTables, FanoutPipelineRoles and the consumer stacks {known}"
+    )]
     UnknownStack { stack: String, known: String },
     /// A resource the command needs could not be found or read.
     #[error("looking up {what}: {message}")]

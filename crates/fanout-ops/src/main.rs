@@ -15,7 +15,7 @@ use fanout_ops::reconcile::{self, ReconcileOptions};
 use fanout_ops::redrive::{self, RedriveOptions};
 use fanout_ops::{CdkContext, OpsError};
 use fanout_registry::ConsumerEntry;
-use fanout_registry::names::{Stage, TABLES_STACK};
+use fanout_registry::names::{PIPELINE_ROLES_STACK, Stage, TABLES_STACK};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -274,7 +274,11 @@ async fn run_preflight(
         .or_else(|| target.registry.clone())
         .unwrap_or_else(|| PathBuf::from("infra/consumers"));
     let consumers = fanout_registry::consumers_in(&registry)?;
-    let consumer = if stack == TABLES_STACK || stack == stage.stack(TABLES_STACK) {
+    let platform = [TABLES_STACK, PIPELINE_ROLES_STACK];
+    let consumer = if platform
+        .iter()
+        .any(|s| stack == *s || stack == stage.stack(s))
+    {
         None
     } else {
         Some(

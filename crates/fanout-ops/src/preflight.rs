@@ -2,7 +2,8 @@
 //! AWS APIs, each missing thing named. `make deploy` runs it first, so a missing prerequisite
 //! stops the deploy early instead of failing records at run time.
 //!
-//! - every stack: the CDK bootstrap (its version parameter);
+//! - every stack (`FanoutPipelineRoles` needs nothing more): the CDK bootstrap (its version
+//!   parameter);
 //! - `FanoutTables` attaching to an existing Users table (`fanout:usersTableName`): the table
 //!   exists, is keyed by `userId` (S), has a NEW_AND_OLD_IMAGES stream, and that stream is
 //!   `fanout:usersStreamArn`; each miss names the command that fixes it (fanout never changes a
@@ -112,7 +113,9 @@ pub async fn check(
         Err(err) => report.push("CDK bootstrap", Verdict::Fail, err),
     }
     let Some(consumer) = consumer else {
-        if let (Some(table), Some(stream)) = (
+        let tables_stack = stack == TABLES_STACK || stack == stage.stack(TABLES_STACK);
+        if let (true, Some(table), Some(stream)) = (
+            tables_stack,
             context.fanout("usersTableName"),
             context.fanout("usersStreamArn"),
         ) {

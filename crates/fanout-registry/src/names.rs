@@ -6,6 +6,10 @@
 /// The tables stack's name without a stage.
 pub const TABLES_STACK: &str = "FanoutTables";
 
+/// The stack of a stage's pipeline deploy roles (`infra/lib/pipeline-roles-stack.ts`), without
+/// the stage: it reads nothing any other stack publishes.
+pub const PIPELINE_ROLES_STACK: &str = "FanoutPipelineRoles";
+
 /// What `FanoutTables` publishes for the consumer stacks, under `/fanout[/<stage>]/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Parameter {

@@ -1,3 +1,4 @@
+import * as cdk from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { ConsumerStack } from '../consumer-stack';
 import { context } from '../deployment';
@@ -6,13 +7,13 @@ import { ConsumerSettings } from '../settings';
 /** crm-sync: the ledger (from the generic stack) and PutEvents on the CRM bus only. */
 export class CrmSyncStack extends ConsumerStack {
   /** preflight: the CRM bus exists. */
-  protected operatorStatements(settings: ConsumerSettings): iam.PolicyStatement[] {
+  static preflightReads(scope: cdk.Stack, settings: ConsumerSettings): iam.PolicyStatement[] {
     return [
-      ...super.operatorStatements(settings),
+      ...super.preflightReads(scope, settings),
       new iam.PolicyStatement({
         sid: 'PreflightReadsTheCrmBus',
         actions: ['events:DescribeEventBus'],
-        resources: [this.crmBus()],
+        resources: [crmBus(scope)],
       }),
     ];
   }
@@ -23,13 +24,13 @@ export class CrmSyncStack extends ConsumerStack {
       new iam.PolicyStatement({
         sid: 'PutEventsOnCrmBusOnly',
         actions: ['events:PutEvents'],
-        resources: [this.crmBus()],
+        resources: [crmBus(this)],
       }),
     ];
   }
+}
 
-  /** The CRM bus `fanout:crmEventBusName` names. */
-  private crmBus(): string {
-    return this.formatArn({ service: 'events', resource: 'event-bus', resourceName: context(this, 'crmEventBusName') });
-  }
+/** The CRM bus `fanout:crmEventBusName` names, in `scope`'s account and region. */
+function crmBus(scope: cdk.Stack): string {
+  return scope.formatArn({ service: 'events', resource: 'event-bus', resourceName: context(scope, 'crmEventBusName') });
 }

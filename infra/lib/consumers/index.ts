@@ -8,7 +8,13 @@ import { SearchWarmStack } from './search-warm';
 import { WelcomeEmailStack } from './welcome-email';
 import { Construct } from 'constructs';
 
-export type ConsumerStackClass = new (scope: Construct, id: string, props: ConsumerStackProps) => ConsumerStack;
+import * as cdk from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import { ConsumerSettings } from '../settings';
+
+export type ConsumerStackClass = (new (scope: Construct, id: string, props: ConsumerStackProps) => ConsumerStack) & {
+  preflightReads(scope: cdk.Stack, settings: ConsumerSettings): iam.PolicyStatement[];
+};
 
 export const CONSUMER_STACKS: Record<string, ConsumerStackClass> = {
   WelcomeEmail: WelcomeEmailStack,

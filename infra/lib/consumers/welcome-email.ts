@@ -1,3 +1,4 @@
+import * as cdk from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { ConsumerStack } from '../consumer-stack';
 import { context } from '../deployment';
@@ -6,13 +7,13 @@ import { ConsumerSettings } from '../settings';
 /** welcome-email: the ledger (from the generic stack) and sending from one SES identity. */
 export class WelcomeEmailStack extends ConsumerStack {
   /** preflight: its identity verified, the account out of the sandbox. */
-  protected operatorStatements(settings: ConsumerSettings): iam.PolicyStatement[] {
+  static preflightReads(scope: cdk.Stack, settings: ConsumerSettings): iam.PolicyStatement[] {
     return [
-      ...super.operatorStatements(settings),
+      ...super.preflightReads(scope, settings),
       new iam.PolicyStatement({
         sid: 'PreflightReadsItsIdentity',
         actions: ['ses:GetEmailIdentity'],
-        resources: [this.formatArn({ service: 'ses', resource: 'identity', resourceName: context(this, 'sesIdentity') })],
+        resources: [scope.formatArn({ service: 'ses', resource: 'identity', resourceName: context(scope, 'sesIdentity') })],
       }),
       // GetAccount supports no resource-level permission: the account's sending status.
       new iam.PolicyStatement({ sid: 'PreflightReadsTheSesAccount', actions: ['ses:GetAccount'], resources: ['*'] }),
