@@ -18,7 +18,7 @@ OPS := target/debug/fanout-ops
 # unifies other features and rebuilds shared dependencies (minutes, with the AWS SDK).
 BUILD := cargo build --quiet --workspace --all-targets
 
-.PHONY: pipeline-plan help prerequisites toolchain tools tools-arm64 bench test test-rust test-unit test-consumer new-consumer test-scaffold test-infra lint demo synth deploy diff package e2e reliability-table reconcile-scale
+.PHONY: docs settings-reference pipeline-plan help prerequisites toolchain tools tools-arm64 bench test test-rust test-unit test-consumer new-consumer test-scaffold test-infra lint demo synth deploy diff package e2e reliability-table reconcile-scale
 
 help:
 	@echo "make demo                  run the whole fan-out on the local stack and show what each consumer did"
@@ -33,7 +33,9 @@ help:
 	@echo "make diff STACK=<name>     show what a deploy of that stack would change"
 	@echo "make pipeline-plan [SINCE=<ref>|FILES=...]  which checks and deploys a change needs (what the workflows run)"
 	@echo "make package               both architectures' zips of every consumer and fanout-ops for Linux, with their sizes"
-	@echo "make reliability-table     run the fault scenarios and rewrite README's reliability table from the run"
+	@echo "make reliability-table     run the fault scenarios and rewrite docs/reliability.md's table from the run"
+	@echo "make docs                  build docs/ into a browsable book (mdBook) in target/book/"
+	@echo "make settings-reference    rewrite docs/settings.md from the code that reads the settings"
 	@echo "make reconcile-scale [N=10000]  time fanout-ops reconcile over N users on the local stack"
 	@echo "make bench [PERF=1]        welcome-email beside a Powertools-Python peer: cost per million records, the budget (exit 1 if missed)"
 
@@ -130,8 +132,9 @@ NEXTEST := $(NEXTEST_BIN) nextest
 $(CURDIR)/$(TOOLS)/bin/cargo-nextest: | $(TOOLS)/.toolchain
 	cargo install --quiet --locked --root $(TOOLS) cargo-nextest@$(NEXTEST_VERSION)
 # Hermetic tests: unit tests in src/, doc tests, the workspace tidy test, fanout-ops without
-# credentials (cli), core's ports in memory (ports) and the batch engine over them (engine). No server.
-HERMETIC := kind(lib) | kind(bin) | binary(tidy) | binary(cli) | binary(ports) | binary(engine)
+# credentials (cli), core's ports in memory (ports), the batch engine over them (engine) and the
+# docs check (docs). No server.
+HERMETIC := kind(lib) | kind(bin) | binary(tidy) | binary(cli) | binary(ports) | binary(engine) | binary(docs)
 
 # Every binary is built first: the demo test and the fault tests run the consumers' real
 # binaries as Lambda would (Runtime API), not through cargo.
@@ -161,7 +164,7 @@ new-consumer: $(TOOLS)/.toolchain
 	cargo build --quiet -p fanout-devstack --bin fanout-local
 	$(LOCAL) new-consumer --name "$(NAME)" --team "$(TEAM)" --target "$(TARGET)"
 	cargo fmt -p "$(NAME)"
-	@echo "next: make test-consumer C=$(NAME), then write its effect (README \"Adding a consumer\")"
+	@echo "next: make test-consumer C=$(NAME), then write its effect (docs/consumers.md \"Adding a consumer\")"
 
 ## The scaffold proven: make new-consumer in a scratch clone of HEAD, then make test-consumer
 ## (timed), git status, the demo and the reliability scenarios there
@@ -169,11 +172,11 @@ new-consumer: $(TOOLS)/.toolchain
 test-scaffold: tools infra/node_modules/.installed $(NEXTEST_BIN)
 	NEXTEST_BIN=$(NEXTEST_BIN) crates/fanout-devstack/scripts/test-scaffold.sh
 
-## The fault scenarios again, rewriting README's reliability table from this run (the test
+## The fault scenarios again, rewriting docs/reliability.md's table from this run (the test
 ## fails while page and run disagree).
 reliability-table: tools $(NEXTEST_BIN)
 	$(BUILD)
-	FANOUT_UPDATE_README=1 $(LOCAL) with -- $(NEXTEST) run -p fanout-devstack --test reliability
+	FANOUT_UPDATE_TABLE=1 $(LOCAL) with -- $(NEXTEST) run -p fanout-devstack --test reliability
 
 ## How long `fanout-ops reconcile` takes over N users on the local stack (a bench binary).
 N ?= 10000
@@ -203,6 +206,21 @@ bench: tools $(TOOLS)/.arm64-$(ZIGLANG_VERSION) $(PEER)/.installed
 	done
 	$(if $(PERF),cargo build --quiet --profile profiling --package welcome-email,)
 	$(LOCAL) with -- target/debug/fanout-bench $(BENCH_ARGS)
+
+## The docs as a book: mdBook (pinned, built into .tools/ by cargo) over docs/ (docs/SUMMARY.md
+## lists the pages), into target/book/.
+MDBOOK_VERSION := 0.4.52
+$(TOOLS)/.mdbook-$(MDBOOK_VERSION): | $(TOOLS)/.toolchain
+	cargo install --quiet --locked --root $(TOOLS) mdbook@$(MDBOOK_VERSION)
+	touch $@
+## docs/settings.md from the code that reads the settings (infra/lib/settings-reference.ts);
+## the infra tests fail while page and code differ.
+settings-reference: infra/node_modules/.installed
+	cd infra && npx tsc && node dist/bin/settings-reference.js
+
+docs: $(TOOLS)/.mdbook-$(MDBOOK_VERSION)
+	$(TOOLS)/bin/mdbook build docs --dest-dir ../target/book
+	@echo "the book: target/book/index.html"
 
 ## Demo: crates/fanout-devstack/scenarios/demo.json on the local stack, with the real binaries.
 demo: tools

@@ -2,9 +2,11 @@
 // `-c fanout:<key>=<value>`), each with its default and refusal.
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
+import { declared } from './context-keys';
 
 /** Deployment choices read from CDK context. A missing required one names itself. */
 export function context(scope: Construct, key: string): string {
+  declared(key);
   const value = scope.node.tryGetContext(`fanout:${key}`);
   if (typeof value !== 'string' || value === '') {
     throw new Error(`missing CDK context fanout:${key} (set it in cdk.json or with -c fanout:${key}=...)`);
@@ -14,6 +16,7 @@ export function context(scope: Construct, key: string): string {
 
 /** An optional deployment choice; empty counts as unset. */
 export function optionalContext(scope: Construct, key: string): string | undefined {
+  declared(key);
   const value = scope.node.tryGetContext(`fanout:${key}`);
   return typeof value === 'string' && value !== '' ? value : undefined;
 }
@@ -97,7 +100,7 @@ export function alarmSubscribers(scope: Construct, owner: string, severity: Seve
 /**
  * `fanout:localAws`: `true` when deploying into a local AWS (ministack), which refuses
  * metric-math and Metrics Insights alarms; those are then left out (Stopped, the Kinesis
- * replication alarms, the tables' system errors; README, local AWS gaps). @default false:
+ * replication alarms, the tables' system errors; docs/deploy.md "What the local AWS does not emulate"). @default false:
  * every AWS synthesis has every alarm.
  */
 export function localAws(scope: Construct): boolean {

@@ -37,7 +37,7 @@ export function githubRepository(scope: Construct): string | undefined {
  *
  * - `fanout-<stage>-deploy-<part>`: trusted by the jobs of this repository that run in the
  *   GitHub environment `<stage>-<part>` (whose deployment-branch rule and required reviewers
- *   are GitHub's, see README "Ownership"). It changes its own stack through CloudFormation
+ *   are GitHub's, see docs/consumers.md). It changes its own stack through CloudFormation
  *   and nothing else: change sets on that one stack, passing the CDK bootstrap's execution
  *   role to CloudFormation, the bootstrap's asset-publishing and lookup roles, the
  *   parameters preflight and CloudFormation read, and what its preflight reads.

@@ -5,28 +5,42 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 export interface FunctionSettings {
+  /** The function's memory (and so its CPU share), MiB. */
   memoryMiB: number;
+  /** The function's timeout, at most 900 s and at least twice `recordBudgetSeconds` plus 5 s (a redelivery waits out a crashed holder's lease). */
   timeoutSeconds: number;
   /** What one record's work may take at most: no record starts with less time left. */
   recordBudgetSeconds: number;
+  /** Reserved concurrency: at least one per shard the mapping reads (0 stops the consumer). */
   reservedConcurrency: number;
+  /** Item keys processed at once within a batch (`MAX_CONCURRENCY`). */
   maxConcurrency: number;
+  /** Why these values. */
   why: string;
 }
 
 export interface EventSourceMappingSettings {
-  /** AT_TIMESTAMP only on Kinesis: where a switch starts reading (README "Switching a consumer to Kinesis"). */
+  /** AT_TIMESTAMP only on Kinesis: where a switch starts reading (docs/kinesis.md "Switching a consumer to Kinesis"). */
   startingPosition: 'TRIM_HORIZON' | 'LATEST' | 'AT_TIMESTAMP';
   /** With AT_TIMESTAMP: seconds since the epoch. */
   startingPositionTimestamp?: number;
+  /** Records per invocation, 1..10000. */
   batchSize: number;
+  /** Seconds the mapping may wait to fill a batch, 0..300. */
   maxBatchingWindowSeconds: number;
+  /** Must be 1: a user's changes stay in order across batches. */
   parallelizationFactor: number;
+  /** Must be true: a failing batch is split to find the record that fails. */
   bisectBatchOnFunctionError: boolean;
+  /** Retries of a failing batch before the OnFailure destination, 2..100 (the second retry takes over a claim a crashed invocation left). */
   maximumRetryAttempts: number;
+  /** Records older than this go to the OnFailure destination, 60..43200 s (half the 24 h stream stays for a replay). */
   maximumRecordAgeSeconds: number;
+  /** Must be true: partial batch responses, so one failing record does not redeliver the batch. */
   reportBatchItemFailures: boolean;
+  /** Lambda filter criteria patterns (`{"eventName": [...]}`, `dynamodb.NewImage...`): a record no pattern matches never invokes the function. */
   filters: Record<string, unknown>[];
+  /** Why these values. */
   why: string;
 }
 
@@ -45,6 +59,7 @@ export interface AlarmSettings {
   pageSubscriptions?: string[] | 'none';
   /** Who hears the alarms that open a ticket, overriding `fanout:ticketSubscriptions`; `none` for nobody. */
   ticketSubscriptions?: string[] | 'none';
+  /** Why these values. */
   why: string;
 }
 
@@ -57,6 +72,7 @@ export interface LogSettings {
    * `AWS_LAMBDA_LOG_LEVEL` for the function): TRACE, DEBUG, INFO, WARN, ERROR or FATAL.
    */
   level: 'TRACE' | 'DEBUG' | 'INFO' | 'WARN' | 'ERROR' | 'FATAL';
+  /** Why these values. */
   why: string;
 }
 export const LOG_LEVELS: readonly LogSettings['level'][] = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'FATAL'];
@@ -79,6 +95,7 @@ export interface OnFailureSettings {
   destination: OnFailureDestination;
   /** With `bucket`: how many days an object is kept (the bucket's lifecycle), 1..3650. */
   bucketRetentionDays?: number;
+  /** Why these values. */
   why: string;
 }
 
@@ -122,8 +139,15 @@ export interface ConsumerSettings {
    * How long a completed EffectLedger entry deduplicates (LEDGER_RETENTION_HOURS), and so how
    * far back `fanout-ops reconcile` can vouch for a ledger consumer's effects.
    */
-  ledger: { retentionDays: number; why: string };
+  ledger: {
+    /** Days an entry is kept, 2..3650; it must outlive the source's retention (synthesis names the floor). */
+    retentionDays: number;
+    /** Why this retention (its reconcile window and cost). */
+    why: string;
+  };
+  /** The Lambda function. */
   function: FunctionSettings;
+  /** The event source mapping on the consumer's source. */
   eventSourceMapping: EventSourceMappingSettings;
   /** Where the mapping sends a batch it gives up on. */
   onFailure: OnFailureSettings;
@@ -131,12 +155,16 @@ export interface ConsumerSettings {
   logs: LogSettings;
   /**
    * CDK context keys (`fanout:<key>`) naming outside resources that must exist before the
-   * stack is deployed; `fanout-ops preflight` checks each (README "Deploy").
+   * stack is deployed; `fanout-ops preflight` checks each (docs/deploy.md).
    */
   prerequisites: string[];
+  /** The thresholds of the consumer's alarms (docs/operations.md "When an alarm fires"). */
   alarms: AlarmSettings;
+  /** The variables the function reads (docs/deploy.md "Configuration"). */
   environment: {
+    /** Variables it cannot start without; must include USERS_TABLE, LEDGER_TABLE and DLQ_URL. */
     required: string[];
+    /** Variables it reads when set. */
     optional: string[];
     /** Variables whose value is a CDK context value: variable -> key (`fanout:<key>`). */
     fromContext?: Record<string, string>;

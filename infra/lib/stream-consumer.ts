@@ -286,7 +286,7 @@ export class StreamConsumer extends Construct {
       // S3OnFailureDestination would add second, wider grants.
       onFailure: { bind: () => ({ destination: this.onFailureBucket?.bucketArn ?? this.dlq.queueArn }) },
       filters: (() => {
-        // A local AWS's Kinesis records carry no tableName (README, local AWS gaps): there the
+        // A local AWS's Kinesis records carry no tableName (docs/deploy.md "What the local AWS does not emulate"): there the
         // function's own check alone keeps other tables' changes out.
         const usersTable = localAws(this) ? undefined : ssm.StringParameter.valueForStringParameter(this, parameterName(this, 'usersTableName'));
         const patterns = filterPatterns(settings, usersTable);

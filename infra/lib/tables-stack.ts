@@ -215,7 +215,7 @@ export class TablesStack extends cdk.Stack {
    * alarms: DynamoDB failing or throttling the Kinesis replication (a change a Kinesis consumer
    * never sees), and the ledger and audit tables refusing writes. Replication loss pages; the
    * rest opens a ticket. The Metrics Insights ones (every `Operation` / `DelegatedOperation` of
-   * a table at once) are AWS-only: the local AWS refuses them (README, local AWS gaps).
+   * a table at once) are AWS-only: the local AWS refuses them (docs/deploy.md "What the local AWS does not emulate").
    */
   private createAlarms(): cloudwatch.Alarm[] {
     const period = cdk.Duration.minutes(5);

@@ -123,7 +123,7 @@ for (const name of NAMES) {
       // The table's stream view, from the tables stack's parameter: a cold start on a view the
       // consumer cannot serve fails at once, naming it.
       assert.match(JSON.stringify(fn.Properties.Environment.Variables.STREAM_VIEW_TYPE), /stream-view-type|SsmParameterValue/);
-      // How long its ledger entries deduplicate: the reconcile window (README "Reconcile").
+      // How long its ledger entries deduplicate: the reconcile window (docs/operations.md "Reconcile").
       assert.equal(fn.Properties.Environment.Variables.LEDGER_RETENTION_HOURS, String(s.ledger.retentionDays * 24));
     });
 

@@ -15,7 +15,7 @@
 //! lapses (it crashed, or its release failed), the claim is taken over and the effect made. A
 //! holder's crash therefore never spends the mapping's retries and loses the effect.
 //!
-//! The windows, measured in the fault scenarios (README "Reliability"): a crash after the
+//! The windows, measured in the fault scenarios (docs/reliability.md): a crash after the
 //! effect but before `complete` lands, or a `complete` that fails through all its retries,
 //! repeats the effect once, after the lease; `complete` is one network call, retried within
 //! the invocation's remaining time.

@@ -311,7 +311,7 @@ async fn steps(
         log_dir: &log_dir,
     };
 
-    // Prerequisites: what exists before a first deploy (README "Deploy").
+    // Prerequisites: what exists before a first deploy (docs/deploy.md).
     let step = Instant::now();
     let sesv2 = aws_sdk_sesv2::Client::new(&aws);
     for identity in [&prerequisites.ses_identity, &prerequisites.from_address] {

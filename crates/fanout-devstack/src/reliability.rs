@@ -1,5 +1,5 @@
 //! The reliability scenarios: faults tried against the real consumer binaries, and what each
-//! did to the effects, as a table (README "Reliability").
+//! did to the effects, as a table (docs/reliability.md).
 //!
 //! Each row is one scenario for one consumer, on a rig of its own: fresh tables and queues,
 //! the consumer's binary behind a Runtime API host (as Lambda runs it), its services behind
@@ -1102,7 +1102,7 @@ pub async fn run_row(
     })
 }
 
-/// The alarms a deployment raises on what a run shows (README "When an alarm fires"): records
+/// The alarms a deployment raises on what a run shows (docs/operations.md "When an alarm fires"): records
 /// the mapping dropped page (`DroppedEvents`); records in the DLQ (`DlqNotEmpty`), parked ones
 /// (`RecordsParked`), batches in the on-failure bucket (`OnFailureObjects`) and whole
 /// invocations failing (`FunctionErrors`) open a ticket.

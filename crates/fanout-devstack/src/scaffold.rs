@@ -15,7 +15,7 @@ pub enum ScaffoldError {
     #[error("team {0:?}: use a GitHub team as CODEOWNERS names it (@org/team)")]
     Team(String),
     #[error(
-        "target {0:?}: the scaffold writes `none` (a consumer whose effect you write, observed by its ledger entries); a target of its own is added after, as README \"Adding a consumer\" says"
+        "target {0:?}: the scaffold writes `none` (a consumer whose effect you write, observed by its ledger entries); a target of its own is added after, as docs/consumers.md \"Adding a consumer\" says"
     )]
     Target(String),
     #[error("{0} exists already: pick another name")]

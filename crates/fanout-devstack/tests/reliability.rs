@@ -1,7 +1,7 @@
 //! Every fault scenario against every consumer's real binary (`fanout_devstack::reliability`):
 //! nothing lost but what Lambda drops and pages about, nothing doubled but in a documented
 //! window (asserted at its measured count), nothing acted on that must not be, every poison
-//! record parked once, every shard moved on. The table it produces is README's
+//! record parked once, every shard moved on. The table it produces is docs/reliability.md's
 //! "Reliability" table, checked here so page and code agree (`make reliability-table`
 //! rewrites it).
 
@@ -15,7 +15,7 @@ use fanout_devstack::reliability::{Drive, Row, Timing, run_row, scenarios, table
 use fanout_esm::MappingSettings;
 use fanout_registry::descriptor::ObservedIn;
 
-/// The documented windows (README "Reliability"): how many repeats a scenario may make for a
+/// The documented windows (docs/reliability.md): how many repeats a scenario may make for a
 /// consumer, from that consumer's deployed settings. Every other row must double nothing.
 ///
 /// Only consumers whose effect the ledger guards (`ledgerEffects`: an email, a CRM event) have
@@ -48,13 +48,16 @@ fn documented_window(scenario: &str, consumer: &Described, expected_effects: usi
     }
 }
 
-/// `make reliability-table`: README's table is rewritten from this run, every consumer in it.
+/// `make reliability-table`: docs/reliability.md's table is rewritten from this run, every
+/// consumer in it.
 fn updating() -> bool {
-    std::env::var_os("FANOUT_UPDATE_README").is_some()
+    std::env::var_os("FANOUT_UPDATE_TABLE").is_some()
 }
 
 const README_BEGIN: &str = "<!-- reliability-table:begin -->\n";
 const README_END: &str = "<!-- reliability-table:end -->";
+/// The page whose table the run checks (and rewrites under `make reliability-table`).
+const PAGE: &str = "docs/reliability.md";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_fault_scenario_loses_nothing_and_doubles_only_in_its_documented_window() {
@@ -146,15 +149,15 @@ async fn every_fault_scenario_loses_nothing_and_doubles_only_in_its_documented_w
     let target = fanout_testkit::workspace_root().join("target/reliability.md");
     std::fs::write(&target, &generated).unwrap();
 
-    let readme_path = fanout_testkit::workspace_root().join("README.md");
+    let readme_path = fanout_testkit::workspace_root().join(PAGE);
     let readme = std::fs::read_to_string(&readme_path).unwrap();
     let (Some(begin), Some(end)) = (readme.find(README_BEGIN), readme.find(README_END)) else {
-        panic!("README.md has no {README_BEGIN:?} ... {README_END:?} section");
+        panic!("{PAGE} has no {README_BEGIN:?} ... {README_END:?} section");
     };
     let current = &readme[begin + README_BEGIN.len()..end];
-    // README's table shows the consumers it names (the shipped ones): a consumer a team has
+    // The page's table shows the consumers it names (the shipped ones): a consumer a team has
     // just added runs every scenario above, and its rows wait in target/reliability.md until
-    // `make reliability-table` puts them in README.
+    // `make reliability-table` puts them in the page.
     let in_readme: Vec<&str> = current
         .lines()
         .filter_map(|line| line.split(" | ").nth(1))
@@ -175,7 +178,7 @@ async fn every_fault_scenario_loses_nothing_and_doubles_only_in_its_documented_w
             std::fs::write(&readme_path, updated).unwrap();
         } else {
             problems.push(format!(
-                "README's reliability table differs from this run ({}): run `make reliability-table`",
+                "{PAGE}'s reliability table differs from this run ({}): run `make reliability-table`",
                 target.display()
             ));
         }

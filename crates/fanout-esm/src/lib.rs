@@ -18,6 +18,10 @@
 //! settings file names. It depends on no other crate of the workspace.
 
 pub mod filter;
+// The README's example is compiled as a doc test, so it cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeExample;
 pub mod invoke;
 pub mod lambda_api;
 pub mod mapping;

@@ -409,7 +409,7 @@ async fn prerequisite(
             Verdict::Warn,
             format!(
                 "domain {value}: check by hand that its access policy lets the SearchWarm role \
-                 es:ESHttpPut/es:ESHttpDelete on the index (README \"Deploy\")"
+                 es:ESHttpPut/es:ESHttpDelete on the index (docs/deploy.md)"
             ),
         ),
         other => (
