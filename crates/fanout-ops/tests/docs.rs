@@ -10,10 +10,14 @@
 //! - `make <target>` named in docs is a Makefile target, and every `.PHONY` target is named;
 //! - `fanout-ops <subcommand>` named is one it has, a `--flag` on that line is one of that
 //!   subcommand's, and every subcommand and flag is named somewhere;
-//! - a file path in backticks or a relative link exists.
+//! - a file path in backticks or a relative link exists;
+//! - every `make` and `fanout-ops` line of a `sh` block runs as far as it can without acting:
+//!   `make -n` (the Makefile parses, the target exists, its recipe expands), and fanout-ops with
+//!   `FANOUT_OPS_PARSE_ONLY` (its arguments parse). Lines with a `<placeholder>` or `[optional]`
+//!   part are skipped.
 //!
-//! Not checked: shell blocks are not run, and Rust module names in prose (`fanout_core::x`)
-//! are not resolved.
+//! Not checked: other commands in shell blocks (`aws`, `npx cdk`, `cargo`) are not run, and
+//! Rust module names in prose (`fanout_core::x`) are not resolved.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -320,6 +324,76 @@ fn the_docs_name_only_what_the_code_has_and_the_code_has_nothing_undocumented() 
         "docs and code disagree ({}):\n{}",
         problems.len(),
         problems.join("\n")
+    );
+}
+
+/// The `make` and `fanout-ops` lines of the docs' `sh` blocks: (page, line).
+fn runnable_lines(docs: &[(String, String)]) -> Vec<(String, String)> {
+    let mut lines = Vec::new();
+    for (page, text) in docs {
+        let mut in_sh = false;
+        for line in text.lines() {
+            let fence = line.trim_start();
+            if fence.starts_with("```") {
+                in_sh = !in_sh && fence == "```sh";
+                continue;
+            }
+            let command = line.split(" #").next().unwrap_or("").trim();
+            let command = command.split(" && ").next().unwrap_or("").trim();
+            let runnable = command.starts_with("make ") || command.starts_with("fanout-ops ");
+            if in_sh && runnable && !command.contains('<') && !command.contains('[') {
+                lines.push((page.clone(), command.to_owned()));
+            }
+        }
+    }
+    lines
+}
+
+/// A documented command line that does not run, with why.
+fn run_failure(command: &str) -> Option<String> {
+    let words: Vec<&str> = command.split_whitespace().collect();
+    let (program, args) = words.split_first()?;
+    let output = if *program == "make" {
+        Command::new("make")
+            .arg("-n")
+            .args(args)
+            .current_dir(root())
+            .env_remove("MAKEFLAGS")
+            .output()
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_fanout-ops"))
+            .args(args)
+            .env("FANOUT_OPS_PARSE_ONLY", "1")
+            .output()
+    }
+    .ok()?;
+    (!output.status.success()).then(|| {
+        String::from_utf8_lossy(&output.stderr)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_owned()
+    })
+}
+
+#[test]
+fn every_make_and_fanout_ops_line_of_a_shell_block_runs() {
+    let lines = runnable_lines(&docs());
+    assert!(lines.len() >= 10, "too few command lines found: {lines:?}");
+    let failures: Vec<String> = lines
+        .iter()
+        .filter_map(|(page, command)| {
+            run_failure(command).map(|why| format!("{page}: `{command}` does not run: {why}"))
+        })
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(
+        run_failure("fanout-ops redrive crm-sync --everything").is_some(),
+        "a flag fanout-ops does not have must fail"
+    );
+    assert!(
+        run_failure("make deploy-everything").is_some(),
+        "a target the Makefile does not have must fail"
     );
 }
 
