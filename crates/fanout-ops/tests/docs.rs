@@ -1,5 +1,5 @@
 //! The docs check (`make test`, hermetic): what the docs name exists in the code, and what the
-//! code has is in the docs. Docs are README.md, ARCHITECTURE.md and docs/*.md; the code is
+//! code has is in the docs. Docs are README.md, ARCHITECTURE.md, docs/*.md and the crates' READMEs; the code is
 //! the CDK app (infra/lib, infra/bin), the crates' sources, the Makefile and the `fanout-ops`
 //! binary's own `--help`.
 //!
@@ -11,13 +11,16 @@
 //! - `fanout-ops <subcommand>` named is one it has, a `--flag` on that line is one of that
 //!   subcommand's, and every subcommand and flag is named somewhere;
 //! - a file path in backticks or a relative link exists;
+//! - a Rust path in backticks (`fanout_core::ledger::LedgerStore`, or `ledger::LedgerStore`
+//!   inside a crate) names a workspace crate, its modules as files under `src/`, and an item the
+//!   crate defines (a variant or associated item after it must be a name the crate has);
 //! - every `make` and `fanout-ops` line of a `sh` block runs as far as it can without acting:
 //!   `make -n` (the Makefile parses, the target exists, its recipe expands), and fanout-ops with
 //!   `FANOUT_OPS_PARSE_ONLY` (its arguments parse). Lines with a `<placeholder>` or `[optional]`
 //!   part are skipped.
 //!
-//! Not checked: other commands in shell blocks (`aws`, `npx cdk`, `cargo`) are not run, and
-//! Rust module names in prose (`fanout_core::x`) are not resolved.
+//! Not checked: other commands in shell blocks (`aws`, `npx cdk`, `cargo`) are not run, and a
+//! type named alone (`DynamoDbLedger`, without a path) is not looked up.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -44,6 +47,8 @@ struct Code {
     make_phony: BTreeSet<String>,
     /// fanout-ops' subcommands and each one's flags.
     ops: BTreeMap<String, BTreeSet<String>>,
+    /// Each workspace crate's name as Rust spells it (`fanout_core`) and its `src/` folder.
+    crates: BTreeMap<String, PathBuf>,
 }
 
 fn read(path: &Path) -> String {
@@ -138,6 +143,18 @@ fn code() -> Code {
             .map(str::to_owned)
             .collect();
     }
+    for entry in std::fs::read_dir(root().join("crates")).unwrap().flatten() {
+        let manifest = entry.path().join("Cargo.toml");
+        if let Some(name) = manifest.exists().then(|| read(&manifest)).and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("name = \"").map(str::to_owned))
+        }) {
+            code.crates.insert(
+                name.trim_end_matches('"').replace('-', "_"),
+                entry.path().join("src"),
+            );
+        }
+    }
     code.ops = subcommands(&ops_help(&["--help"]))
         .into_iter()
         .map(|sub| {
@@ -172,6 +189,12 @@ fn flags(help: &str) -> BTreeSet<String> {
 fn docs() -> Vec<(String, String)> {
     let mut files = vec![root().join("README.md"), root().join("ARCHITECTURE.md")];
     files_under(&root().join("docs"), ".md", &mut files);
+    for entry in std::fs::read_dir(root().join("crates")).unwrap().flatten() {
+        let readme = entry.path().join("README.md");
+        if readme.exists() {
+            files.push(readme);
+        }
+    }
     files
         .into_iter()
         .map(|p| {
@@ -208,6 +231,82 @@ fn code_spans(text: &str) -> Vec<String> {
     spans
 }
 
+/// Why a Rust path named in docs (`fanout_core::ledger::LedgerStore`) does not resolve, or
+/// `None` when it does. A path that does not start with a crate starts inside one: its first
+/// module is looked up in every crate.
+fn unresolved_rust_path(path: &str, crates: &BTreeMap<String, PathBuf>) -> Option<String> {
+    let segments: Vec<&str> = path.split("::").collect();
+    let candidates: Vec<(&PathBuf, &[&str])> = match crates.get(segments[0]) {
+        Some(src) => vec![(src, &segments[1..])],
+        None => crates
+            .values()
+            .filter(|src| {
+                src.join(format!("{}.rs", segments[0])).exists()
+                    || src.join(segments[0]).join("mod.rs").exists()
+            })
+            .map(|src| (src, &segments[..]))
+            .collect(),
+    };
+    if candidates.is_empty() {
+        return Some(format!("no crate has a module `{}`", segments[0]));
+    }
+    let mut why = String::new();
+    for (src, rest) in candidates {
+        match resolve_in_crate(src, rest) {
+            Ok(()) => return None,
+            Err(e) => why = e,
+        }
+    }
+    Some(why)
+}
+
+/// Walks `rest` from the crate root: modules while a file for them exists, then an item the
+/// module's file names and the crate defines, then names (variants, associated items) the
+/// crate has.
+fn resolve_in_crate(src: &Path, rest: &[&str]) -> Result<(), String> {
+    let crate_text = {
+        let mut files = Vec::new();
+        files_under(src, ".rs", &mut files);
+        files.iter().map(|f| read(f)).collect::<Vec<_>>().join("\n")
+    };
+    let mut dir = src.to_path_buf();
+    let mut file = src.join("lib.rs");
+    let mut i = 0;
+    while i < rest.len() {
+        let flat = dir.join(format!("{}.rs", rest[i]));
+        let nested = dir.join(rest[i]).join("mod.rs");
+        if flat.exists() || nested.exists() {
+            file = if flat.exists() { flat } else { nested };
+            dir = dir.join(rest[i]);
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    let Some(item) = rest.get(i) else {
+        return Ok(());
+    };
+    let word = |name: &str| Regex::new(&format!(r"\b{}\b", regex::escape(name))).unwrap();
+    let defined = Regex::new(&format!(
+        r"\b(?:struct|enum|fn|trait|type|const|static|mod|union|as)\s+{}\b",
+        regex::escape(item)
+    ))
+    .unwrap();
+    let module_text = read(&file);
+    if !(defined.is_match(&crate_text) && word(item).is_match(&module_text)) {
+        return Err(format!(
+            "`{item}` is not an item of {}",
+            file.strip_prefix(root()).unwrap_or(&file).display()
+        ));
+    }
+    for name in &rest[i + 1..] {
+        if !word(name).is_match(&crate_text) {
+            return Err(format!("`{item}` has no `{name}` in its crate"));
+        }
+    }
+    Ok(())
+}
+
 /// Every disagreement between `docs` and `code`, one line each, naming the page.
 fn drift(docs: &[(String, String)], code: &Code, root: &Path) -> Vec<String> {
     let mut problems = Vec::new();
@@ -219,6 +318,7 @@ fn drift(docs: &[(String, String)], code: &Code, root: &Path) -> Vec<String> {
         Regex::new(r"^(?:crates|infra|docs|events|bench|\.github|\.ci)/[A-Za-z0-9_./-]+$").unwrap();
     let link = Regex::new(r"\]\(([^)#\s]+)(?:#[^)]*)?\)").unwrap();
     let variable_row = Regex::new(r"(?m)^\| `([A-Z][A-Z0-9_]+)` \|").unwrap();
+    let rust_path = Regex::new(r"^([a-z][a-z0-9_]*(?:::[A-Za-z_][A-Za-z0-9_]*)+)$").unwrap();
     let all_text: String = docs.iter().map(|(_, t)| t.as_str()).collect();
 
     for (page, text) in docs {
@@ -258,6 +358,11 @@ fn drift(docs: &[(String, String)], code: &Code, root: &Path) -> Vec<String> {
                 }
             }
             let trimmed = span.trim();
+            if let Some(path) = rust_path.captures(trimmed).map(|c| c[1].to_owned())
+                && let Some(why) = unresolved_rust_path(&path, &code.crates)
+            {
+                problems.push(format!("{page}: names `{path}`: {why}"));
+            }
             if path_like.is_match(trimmed) {
                 let path = trimmed.trim_end_matches('/');
                 if !root.join(path).exists() {
@@ -440,4 +545,25 @@ fn a_removed_flag_a_missing_path_and_a_make_target_are_caught() {
             "{expected}\n{problems:#?}"
         );
     }
+}
+
+#[test]
+fn a_rust_path_to_a_missing_module_item_or_variant_is_caught() {
+    let docs = vec![(
+        "docs/x.md".to_owned(),
+        "See `fanout_core::watch`, `fanout_core::ledger::LedgerShelf`, `fanout_esm::RecordShape::Firehose`, `dlq::ParkingLot`, and `fanout_core::ledger::LedgerStore`, `search_warm::DocumentVersion`, `dlq::ParkingQueue`.\n".to_owned(),
+    )];
+    let problems: Vec<String> = drift(&docs, &code(), &root())
+        .into_iter()
+        .filter(|p| p.starts_with("docs/x.md"))
+        .collect();
+    assert_eq!(
+        problems,
+        [
+            "docs/x.md: names `fanout_core::watch`: `watch` is not an item of crates/fanout-core/src/lib.rs",
+            "docs/x.md: names `fanout_core::ledger::LedgerShelf`: `LedgerShelf` is not an item of crates/fanout-core/src/ledger.rs",
+            "docs/x.md: names `fanout_esm::RecordShape::Firehose`: `RecordShape` has no `Firehose` in its crate",
+            "docs/x.md: names `dlq::ParkingLot`: `ParkingLot` is not an item of crates/fanout-core/src/dlq.rs",
+        ]
+    );
 }
