@@ -10,9 +10,7 @@ use fanout_registry::descriptor::ObservedIn;
 use fanout_registry::names::{Parameter, Stage};
 use fanout_testkit::search_standin::SearchStandIn;
 
-use super::run::{
-    DemoError, DemoReport, Observed, Targets, apply, check, kinesis_readers, observe,
-};
+use super::run::{DemoError, DemoReport, Observed, Targets, apply, kinesis_readers};
 use super::scenario::Scenario;
 use crate::observe::Described;
 
@@ -158,14 +156,9 @@ pub async fn run_deployed(
         }
         let deadline = Instant::now() + wait;
         loop {
-            observe(
-                aws,
-                search,
-                &deployment.targets,
-                &report.consumers,
-                &mut report.observed,
-            )
-            .await?;
+            report
+                .observe_and_check(aws, search, &deployment.targets)
+                .await?;
             let caught_up = report
                 .consumers
                 .iter()
@@ -179,15 +172,9 @@ pub async fn run_deployed(
     }
     let deadline = Instant::now() + wait;
     loop {
-        observe(
-            aws,
-            search,
-            &deployment.targets,
-            &report.consumers,
-            &mut report.observed,
-        )
-        .await?;
-        report.checks = check(&report);
+        report
+            .observe_and_check(aws, search, &deployment.targets)
+            .await?;
         if report.passed() || Instant::now() > deadline {
             break;
         }
@@ -195,15 +182,9 @@ pub async fn run_deployed(
     }
     if report.passed() {
         tokio::time::sleep(Duration::from_secs(3)).await;
-        observe(
-            aws,
-            search,
-            &deployment.targets,
-            &report.consumers,
-            &mut report.observed,
-        )
-        .await?;
-        report.checks = check(&report);
+        report
+            .observe_and_check(aws, search, &deployment.targets)
+            .await?;
     }
     report.elapsed = started.elapsed();
     Ok(report)

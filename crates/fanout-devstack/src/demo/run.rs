@@ -260,15 +260,9 @@ pub async fn run(scenario: &Scenario, options: &DemoOptions) -> Result<DemoRepor
         dlqs,
         on_failure_buckets,
     };
-    observe(
-        &aws,
-        &local.search,
-        &targets,
-        &report.consumers,
-        &mut report.observed,
-    )
-    .await?;
-    report.checks = check(&report);
+    report
+        .observe_and_check(&aws, &local.search, &targets)
+        .await?;
     report.elapsed = started.elapsed();
     Ok(report)
 }
@@ -340,6 +334,20 @@ async fn redeliver(wired: &Wired) -> Result<Redelivery, DemoError> {
         records,
         failed: response["batchItemFailures"].as_array().map_or(0, Vec::len),
     })
+}
+
+impl DemoReport {
+    /// Reads what the consumers have done so far into `observed` and judges it again.
+    pub async fn observe_and_check(
+        &mut self,
+        aws: &aws_config::SdkConfig,
+        search: &SearchStandIn,
+        targets: &Targets,
+    ) -> Result<(), DemoError> {
+        observe(aws, search, targets, &self.consumers, &mut self.observed).await?;
+        self.checks = check(self);
+        Ok(())
+    }
 }
 
 /// Reads back what the services hold into `observed`. Queues are drained, so what they held
