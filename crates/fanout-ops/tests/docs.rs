@@ -1,7 +1,7 @@
 //! The docs check (`make test`, hermetic): what the docs name exists in the code, and what the
-//! code has is in the docs. Docs are README.md, ARCHITECTURE.md, docs/*.md and the crates' READMEs; the code is
-//! the CDK app (infra/lib, infra/bin), the crates' sources, the Makefile and the `fanout-ops`
-//! binary's own `--help`.
+//! code has is in the docs. Docs are README.md, ARCHITECTURE.md, docs/*.md and the crates'
+//! READMEs; the code is the CDK app (infra/lib, infra/bin), the crates' sources, the Makefile
+//! and the `fanout-ops` binary's own `--help`.
 //!
 //! - `fanout:<key>` named in docs is a string the code has; every key the code reads
 //!   (`context`, `optionalContext`, `tryGetContext`, fanout-ops' `fanout("..")`) is documented;
@@ -47,8 +47,15 @@ struct Code {
     make_phony: BTreeSet<String>,
     /// fanout-ops' subcommands and each one's flags.
     ops: BTreeMap<String, BTreeSet<String>>,
-    /// Each workspace crate's name as Rust spells it (`fanout_core`) and its `src/` folder.
-    crates: BTreeMap<String, PathBuf>,
+    /// Each workspace crate by its name as Rust spells it (`fanout_core`).
+    crates: BTreeMap<String, CrateSource>,
+}
+
+/// A workspace crate's `src/` folder and the text of every file under it, read once.
+#[derive(Debug, Clone)]
+struct CrateSource {
+    src: PathBuf,
+    text: String,
 }
 
 fn read(path: &Path) -> String {
@@ -149,9 +156,13 @@ fn code() -> Code {
             m.lines()
                 .find_map(|l| l.strip_prefix("name = \"").map(str::to_owned))
         }) {
+            let src = entry.path().join("src");
+            let mut files = Vec::new();
+            files_under(&src, ".rs", &mut files);
+            let text = files.iter().map(|f| read(f)).collect::<Vec<_>>().join("\n");
             code.crates.insert(
                 name.trim_end_matches('"').replace('-', "_"),
-                entry.path().join("src"),
+                CrateSource { src, text },
             );
         }
     }
@@ -234,25 +245,25 @@ fn code_spans(text: &str) -> Vec<String> {
 /// Why a Rust path named in docs (`fanout_core::ledger::LedgerStore`) does not resolve, or
 /// `None` when it does. A path that does not start with a crate starts inside one: its first
 /// module is looked up in every crate.
-fn unresolved_rust_path(path: &str, crates: &BTreeMap<String, PathBuf>) -> Option<String> {
+fn unresolved_rust_path(path: &str, crates: &BTreeMap<String, CrateSource>) -> Option<String> {
     let segments: Vec<&str> = path.split("::").collect();
-    let candidates: Vec<(&PathBuf, &[&str])> = match crates.get(segments[0]) {
-        Some(src) => vec![(src, &segments[1..])],
+    let candidates: Vec<(&CrateSource, &[&str])> = match crates.get(segments[0]) {
+        Some(krate) => vec![(krate, &segments[1..])],
         None => crates
             .values()
-            .filter(|src| {
-                src.join(format!("{}.rs", segments[0])).exists()
-                    || src.join(segments[0]).join("mod.rs").exists()
+            .filter(|krate| {
+                krate.src.join(format!("{}.rs", segments[0])).exists()
+                    || krate.src.join(segments[0]).join("mod.rs").exists()
             })
-            .map(|src| (src, &segments[..]))
+            .map(|krate| (krate, &segments[..]))
             .collect(),
     };
     if candidates.is_empty() {
         return Some(format!("no crate has a module `{}`", segments[0]));
     }
     let mut why = String::new();
-    for (src, rest) in candidates {
-        match resolve_in_crate(src, rest) {
+    for (krate, rest) in candidates {
+        match resolve_in_crate(krate, rest) {
             Ok(()) => return None,
             Err(e) => why = e,
         }
@@ -263,14 +274,10 @@ fn unresolved_rust_path(path: &str, crates: &BTreeMap<String, PathBuf>) -> Optio
 /// Walks `rest` from the crate root: modules while a file for them exists, then an item the
 /// module's file names and the crate defines, then names (variants, associated items) the
 /// crate has.
-fn resolve_in_crate(src: &Path, rest: &[&str]) -> Result<(), String> {
-    let crate_text = {
-        let mut files = Vec::new();
-        files_under(src, ".rs", &mut files);
-        files.iter().map(|f| read(f)).collect::<Vec<_>>().join("\n")
-    };
-    let mut dir = src.to_path_buf();
-    let mut file = src.join("lib.rs");
+fn resolve_in_crate(krate: &CrateSource, rest: &[&str]) -> Result<(), String> {
+    let crate_text = &krate.text;
+    let mut dir = krate.src.clone();
+    let mut file = krate.src.join("lib.rs");
     let mut i = 0;
     while i < rest.len() {
         let flat = dir.join(format!("{}.rs", rest[i]));
@@ -293,14 +300,14 @@ fn resolve_in_crate(src: &Path, rest: &[&str]) -> Result<(), String> {
     ))
     .unwrap();
     let module_text = read(&file);
-    if !(defined.is_match(&crate_text) && word(item).is_match(&module_text)) {
+    if !(defined.is_match(crate_text) && word(item).is_match(&module_text)) {
         return Err(format!(
             "`{item}` is not an item of {}",
             file.strip_prefix(root()).unwrap_or(&file).display()
         ));
     }
     for name in &rest[i + 1..] {
-        if !word(name).is_match(&crate_text) {
+        if !word(name).is_match(crate_text) {
             return Err(format!("`{item}` has no `{name}` in its crate"));
         }
     }
