@@ -39,6 +39,11 @@ export function buildApp(
       settings: settings[name],
       description: `fanout consumer ${settings[name].crate}`,
     });
+    // Deploy order only (no export, no CloudFormation coupling): `cdk deploy --all` of a new
+    // stage must write the SSM parameters before a consumer stack resolves them, and without
+    // it the CLI starts whichever stack's assets are published first. `make deploy` and the
+    // pipelines deploy `--exclusively`, so a team's deploy still touches only its own stack.
+    consumers[name].addDependency(tables, 'resolves the SSM parameters FanoutTables writes');
   }
   // The deploy identities of this stage's pipelines, when a repository is named.
   const pipelineRoles =

@@ -105,6 +105,14 @@ describe('the checked-in workflows', () => {
     });
   }
 
+  it("make deploy and make diff, which the jobs run, select the team's stack alone (consumer stacks depend on FanoutTables for deploy order)", () => {
+    const makefile = fs.readFileSync(path.join(WORKSPACE_ROOT, 'Makefile'), 'utf8');
+    for (const verb of ['deploy', 'diff']) {
+      const recipe = makefile.split(new RegExp(`^${verb}:`, 'm'))[1]?.split(/\n\n/)[0] ?? '';
+      assert.match(recipe, new RegExp(`\\$\\(CDK\\) ${verb} --exclusively \\$\\(STAGED_STACK\\)`), `make ${verb}`);
+    }
+  });
+
   it('a fifth consumer that exists only in a test registry gets its jobs with no edit to any workflow', () => {
     const sources = withReporter();
     const withIt = pipelineParts(sources);

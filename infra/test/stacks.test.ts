@@ -93,9 +93,12 @@ for (const name of NAMES) {
   const esm = s.eventSourceMapping;
 
   describe(`${name} stack`, () => {
-    it('is independent of every other stack: no exports imported, no stack dependency', () => {
+    it('imports no exports; its one dependency, for deploy order only, is FanoutTables', () => {
       assert.equal(JSON.stringify(template.toJSON()).includes('Fn::ImportValue'), false);
-      assert.deepEqual(built.consumers[name].dependencies, []);
+      assert.deepEqual(
+        built.consumers[name].dependencies.map((d) => d.stackName),
+        [built.tables.stackName],
+      );
     });
 
     it('runs the Rust binary on provided.al2023, arm64, with explicit memory, timeout and concurrency', () => {
